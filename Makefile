@@ -1,0 +1,137 @@
+# gi-book: build the book and run the tests.
+#
+#   make book              execute every notebook (profile: paper with CUDA, else cpu)
+#                          and build the HTML book
+#   make test              run the test suite (units, properties, a smoke book)
+#   make dlg               execute one notebook (any notebook's file name works)
+#   make book PROFILE=smoke
+#
+# Make is the cache: an executed notebook is redone only when its source, its
+# profile file or gi_lib changed. Outputs live under $(BUILD)/<profile>/, so
+# switching profile never reuses another profile's notebooks or results.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BUILD ?= _build
+PROFILE ?=
+# Extra flags for gi_lib.runner, e.g. RUNNER_FLAGS=--log-output to watch progress.
+RUNNER_FLAGS ?=
+
+# PY=/path/to/python on the command line uses that interpreter as it is;
+# otherwise the first use creates $(VENV) and installs into it, once.
+ifeq ($(origin PY),command line)
+INSTALL :=
+else
+PY := $(VENV)/bin/python
+INSTALL := $(VENV)/.gi-book-installed
+endif
+
+NOTEBOOK_SOURCES := $(sort $(wildcard notebooks/attacks/*.py notebooks/defenses/*.py notebooks/evaluation/*.py))
+NOTEBOOK_KEYS := $(NOTEBOOK_SOURCES:notebooks/%.py=%)
+NOTEBOOK_NAMES := $(notdir $(NOTEBOOK_KEYS))
+ifneq ($(words $(NOTEBOOK_NAMES)),$(words $(sort $(NOTEBOOK_NAMES))))
+$(error Two notebooks share a file name ($(NOTEBOOK_KEYS)); names must be unique, they name the make targets and results files)
+endif
+# What a notebook's run depends on besides its source and profile; the book
+# generator is left out, so editing it only rebuilds the HTML.
+LIB_SOURCES := $(filter-out gi_lib/book.py,$(wildcard gi_lib/*.py gi_lib/*/*.py))
+# Jupyter Book's command line through $(PY), so that PY= alone picks the environment.
+JUPYTER_BOOK = $(PY) -c 'import sys; from jupyter_book.cli.main import main; sys.exit(main())'
+
+.PHONY: help install test lint notebooks book bench clean $(NOTEBOOK_NAMES)
+
+help:
+	@echo "make book        execute the notebooks and build the book (PROFILE=smoke|cpu|paper)"
+	@echo "make test        run the tests"
+	@echo "make notebooks   execute the notebooks only"
+	@echo "make <name>      execute one notebook: $(NOTEBOOK_NAMES)"
+	@echo "make bench       attack step timings"
+	@echo "make lint        ruff check and format check"
+	@echo "make clean       remove $(BUILD)/"
+	@echo "Profile: $(or $(PROFILE),auto (paper when CUDA is available, else cpu)); outputs in $(BUILD)/<profile>/"
+
+install: $(INSTALL)
+
+ifneq ($(INSTALL),)
+$(INSTALL): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -e .
+	touch $@
+endif
+
+test: $(INSTALL)
+	$(PY) -m pytest
+
+lint: $(INSTALL)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench: $(INSTALL)
+	$(PY) benchmarks/bench_attacks.py
+
+clean:
+	rm -rf $(BUILD)
+
+ifeq ($(strip $(PROFILE)),)
+# No profile given: ask torch (from the environment, installed first if need
+# be) whether CUDA is there, then run the same goal with that profile.
+book notebooks $(NOTEBOOK_NAMES): $(INSTALL)
+	@profile=$$($(PY) -c 'import torch; print("paper" if torch.cuda.is_available() else "cpu")'); \
+	echo "PROFILE=$$profile (chosen automatically; set PROFILE= to override)"; \
+	$(MAKE) --no-print-directory $@ PROFILE=$$profile
+
+else
+PROFILE_FILE := notebooks/profiles/$(PROFILE).yaml
+ifeq ($(wildcard $(PROFILE_FILE)),)
+ifneq ($(filter book notebooks $(NOTEBOOK_NAMES),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+$(error Unknown PROFILE=$(PROFILE): no $(PROFILE_FILE). Valid profiles: $(basename $(notdir $(wildcard notebooks/profiles/*.yaml))))
+endif
+endif
+
+OUT := $(BUILD)/$(PROFILE)
+EXECUTED := $(NOTEBOOK_KEYS:%=$(OUT)/notebooks/%.ipynb)
+BOOK_SRC := $(OUT)/book
+BOOK_HTML := $(OUT)/_build/html
+BOOK_PAGES := $(shell find book -type f)
+
+notebooks: $(EXECUTED)
+
+# One target per notebook, named after its file: `make dlg`.
+define notebook_target
+$(notdir $(1)): $(OUT)/notebooks/$(1).ipynb
+endef
+$(foreach key,$(NOTEBOOK_KEYS),$(eval $(call notebook_target,$(key))))
+
+# The runner writes the notebook atomically and deletes a stale results file
+# first, so a failed run leaves neither behind.
+$(OUT)/notebooks/%.ipynb: notebooks/%.py $(PROFILE_FILE) $(LIB_SOURCES) | $(INSTALL)
+	@echo "running $< with the $(PROFILE) profile"
+	$(PY) -m gi_lib.runner $< --profile $(PROFILE) --output $@ --results-dir $(OUT)/results $(RUNNER_FLAGS)
+
+book: $(BOOK_HTML)/index.html
+	@echo "The book: $(abspath $(BOOK_HTML))/index.html"
+
+# The book source is assembled afresh from book/, the executed notebooks and
+# the generated pages; Jupyter Book only renders (it never executes) and every
+# page is rebuilt (--all), so a warning is never hidden by an earlier build.
+$(BOOK_HTML)/index.html: $(EXECUTED) $(BOOK_PAGES) gi_lib/book.py gi_lib/papers.py gi_lib/results.py | $(INSTALL)
+	rm -rf $(BOOK_SRC) $(BOOK_HTML)
+	mkdir -p $(BOOK_SRC)
+	cp -R book/. $(BOOK_SRC)/
+	for key in $(NOTEBOOK_KEYS); do \
+	  mkdir -p "$(BOOK_SRC)/notebooks/$$(dirname "$$key")"; \
+	  cp "$(OUT)/notebooks/$$key.ipynb" "$(BOOK_SRC)/notebooks/$$key.ipynb"; \
+	done
+	$(PY) -m gi_lib.book --results-dir $(OUT)/results --out $(BOOK_SRC) $(NOTEBOOK_NAMES:%=--expect %)
+	$(JUPYTER_BOOK) build $(BOOK_SRC) --path-output $(OUT) --all -W -n --keep-going
+	test -f $@
+
+endif

@@ -1,0 +1,412 @@
+"""Generated parts of the book: the scorecard, the seed table, local MathJax.
+
+``python -m gi_lib.book --results-dir DIR --out SRC`` runs inside an assembled
+book source folder ``SRC`` (hand-written pages from ``book/`` and the executed
+notebooks under ``SRC/notebooks/``) and writes:
+
+- ``SRC/_generated/scorecard.md``: one table per notebook, built only from the
+  results files in ``DIR`` (paper, experiment, metric, the paper's value,
+  ours, profile, note), included by ``scorecard.md``;
+- ``SRC/_generated/seed_table.md``: the seed list of papers from
+  :data:`gi_lib.papers.PAPERS` by category, with each one's status and a link
+  to its notebook, included by ``intro.md``;
+- ``SRC/assets/mathjax/``: MathJax 2 from the ``jupyter_server_mathjax``
+  package, served from the built book so equations render with no network.
+
+A link is written only to a notebook page present in ``SRC``, so the strict
+(nitpicky) build never meets a dangling reference. The module is also a small
+Sphinx extension (``extra_extensions: [gi_lib.book]``) that keeps every page
+free of scripts and stylesheets loaded from the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import shutil
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gi_lib._io import atomic_write_text
+from gi_lib.papers import PAPERS, Paper
+from gi_lib.results import read_results
+
+GENERATED_DIR = "_generated"
+SCORECARD_FILE = "scorecard.md"
+SEED_TABLE_FILE = "seed_table.md"
+ASSETS_DIR = "assets"  # html_static_path in book/_config.yml; not "_static" (see below)
+MATHJAX_DIR = "mathjax"
+SCORECARD_CLASS = "gi-scorecard"  # CSS classes of book/assets/gi-book.css
+SEED_TABLE_CLASS = "gi-seed-table"
+NO_PAPER_VALUE = "—, the paper gives none"
+CATEGORY_TITLES = {
+    "attack": "Attacks",
+    "plaintext defense": "Defenses for plaintext gradients",
+    "encrypted aggregation": "Defenses that encrypt gradients",
+    "evaluation": "Evaluation",
+}
+SCORECARD_COLUMNS = (
+    "paper",
+    "experiment",
+    "metric",
+    "paper's value",
+    "ours",
+    "profile",
+    "note",
+)
+
+
+class BookError(Exception):
+    """A generated page cannot be written; the message says what to do."""
+
+
+def notebook_pages(book_src: str | Path) -> dict[str, str]:
+    """Notebook pages present in a book source: file stem -> docname.
+
+    A docname is the page's path under the source without suffix, such as
+    ``notebooks/attacks/dlg``.
+    """
+    root = Path(book_src)
+    pages: dict[str, str] = {}
+    for path in sorted((root / "notebooks").glob("**/*.ipynb")):
+        if not path.name.startswith("."):
+            pages[path.stem] = path.relative_to(root).with_suffix("").as_posix()
+    return pages
+
+
+def format_value(value: float | None, metric: str) -> str:
+    """A number as the scorecard shows it: enough digits to compare, no more."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "— (no finite value)"
+    if metric == "bytes":
+        return f"{int(round(value)):,}"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _styled(table: str, css_class: str) -> str:
+    """A Markdown table inside a container that book/assets/gi-book.css styles."""
+    return f"```{{container}} {css_class}\n{table}\n```\n"
+
+
+def _doc_link(docname: str, title: str) -> str:
+    # An absolute docname resolves from the book root whichever page includes it.
+    return f"{{doc}}`{title} </{docname}>`"
+
+
+def _stem(record: Mapping[str, Any]) -> str:
+    return str(record.get("notebook", "")).rsplit("/", 1)[-1]
+
+
+def paper_for(stem: str, papers: Iterable[Paper] = PAPERS) -> Paper | None:
+    """The seed-table paper whose notebook (or key) is named ``stem``."""
+    for entry in papers:
+        if entry.key == stem or (
+            entry.notebook and entry.notebook.endswith(f"/{stem}")
+        ):
+            return entry
+    return None
+
+
+def _ordered(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Records in seed-table order, then any others by notebook name."""
+    order = {paper.key: index for index, paper in enumerate(PAPERS)}
+
+    def rank(record: Mapping[str, Any]) -> tuple[int, str]:
+        found = paper_for(_stem(record))
+        return (order[found.key] if found else len(order), _stem(record))
+
+    return sorted(records, key=rank)
+
+
+def scorecard_markdown(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    pages: Mapping[str, str],
+    heading_level: int = 2,
+) -> str:
+    """MyST Markdown of the scorecard: one section and table per results file.
+
+    Args:
+        records: results files as read by :func:`gi_lib.results.read_results`.
+        pages: notebook stem -> docname of the pages in the book (links are
+            written only to these).
+        heading_level: Markdown level of each notebook's heading.
+
+    Returns:
+        The Markdown text.
+    """
+    if not records:
+        return (
+            "No results files were found, so there is nothing to compare yet: "
+            "run `make notebooks`, then `make book`.\n"
+        )
+    hashes = "#" * heading_level
+    parts: list[str] = []
+    for record in _ordered(records):
+        stem = _stem(record)
+        paper = paper_for(stem)
+        name = paper.name if paper else stem
+        profile = str(record.get("profile", "?"))
+        environment = record.get("environment", {}) or {}
+        facts = [
+            _doc_link(pages[stem], "the notebook")
+            if stem in pages
+            else f"notebook `{stem}` (not in this build)",
+            f"profile `{profile}`",
+        ]
+        if environment.get("device"):
+            facts.append(f"device `{environment['device']}`")
+        if record.get("wall_seconds") is not None:
+            facts.append(f"{float(record['wall_seconds']):.1f} s")
+        if environment.get("torch"):
+            facts.append(f"torch {environment['torch']}")
+        parts.append(f"{hashes} {name}\n")
+        parts.append("Results of " + ", ".join(facts) + ".\n")
+        if profile == "smoke":
+            parts.append(
+                "The smoke profile only proves that the pipeline runs; its "
+                "numbers are not a replication.\n"
+            )
+        rows = record.get("rows", [])
+        if not rows:
+            parts.append("This results file has no rows.\n")
+            continue
+        table = [
+            "| " + " | ".join(SCORECARD_COLUMNS) + " |",
+            "|" + "---|" * len(SCORECARD_COLUMNS),
+        ]
+        for row in rows:
+            metric = str(row.get("metric", ""))
+            if row.get("paper") is None:
+                paper_value = NO_PAPER_VALUE
+            else:
+                paper_value = format_value(row["paper"], metric)
+                if row.get("paper_source"):
+                    paper_value += f" ({row['paper_source']})"
+            cells = (
+                name,
+                row.get("experiment", ""),
+                metric,
+                paper_value,
+                format_value(row.get("ours"), metric),
+                profile,
+                row.get("note", ""),
+            )
+            table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+        parts.append(_styled("\n".join(table), SCORECARD_CLASS))
+    return "\n".join(parts)
+
+
+def seed_table_markdown(
+    papers: Iterable[Paper] = PAPERS,
+    *,
+    pages: Iterable[str] = (),
+    heading_level: int = 3,
+) -> str:
+    """MyST Markdown of the seed list of papers, grouped by category.
+
+    Args:
+        papers: the registry, normally :data:`gi_lib.papers.PAPERS`.
+        pages: docnames present in the book (``notebooks/attacks/dlg``); a
+            paper's notebook is linked only when its page is among them.
+        heading_level: Markdown level of each category heading.
+    """
+    present = set(pages)
+    by_category: dict[str, list[Paper]] = {}
+    for entry in papers:
+        by_category.setdefault(entry.category, []).append(entry)
+    categories = [c for c in CATEGORY_TITLES if c in by_category]
+    categories += sorted(c for c in by_category if c not in CATEGORY_TITLES)
+    hashes = "#" * heading_level
+    parts: list[str] = []
+    for category in categories:
+        entries = by_category[category]
+        side = any(entry.side_information for entry in entries)
+        columns = ["paper", "title", "venue"]
+        columns += ["what the attacker knows besides the update"] if side else []
+        columns += ["status"]
+        title = CATEGORY_TITLES.get(category, category.capitalize())
+        lines = [
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+        ]
+        for entry in entries:
+            status = entry.status
+            if entry.notebook:
+                docname = f"notebooks/{entry.notebook}"
+                if docname in present:
+                    status += ": " + _doc_link(docname, "notebook")
+                else:
+                    status += f" (notebook `{entry.notebook}` not in this build)"
+            cells = [entry.name, entry.title, entry.venue]
+            cells += [entry.side_information or "—"] if side else []
+            cells += [status]
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+        parts.append(f"{hashes} {title}\n")
+        parts.append(_styled("\n".join(lines), SEED_TABLE_CLASS))
+    return "\n".join(parts)
+
+
+def mathjax_source() -> Path:
+    """MathJax 2 as shipped by the ``jupyter_server_mathjax`` package."""
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or spec.origin is None:
+        raise BookError(
+            "jupyter-server-mathjax is not installed; it ships the MathJax the book "
+            "serves locally. Install it: pip install -r requirements.txt."
+        )
+    static = Path(spec.origin).parent / "static"
+    if not (static / "MathJax.js").is_file():
+        raise BookError(
+            f"MathJax.js is missing from {static}; reinstall jupyter-server-mathjax."
+        )
+    return static
+
+
+def copy_mathjax(book_src: str | Path) -> Path:
+    """Copy MathJax into ``<book_src>/assets/mathjax`` and return that folder.
+
+    The folder is deliberately not ``_static``: Jupyter Book 1 adds every
+    script found in a book's ``_static`` to every page, which would load all of
+    MathJax's extensions by hand. ``assets`` is listed in ``html_static_path``
+    instead, and ``mathjax_path`` points at ``mathjax/MathJax.js`` in it.
+    """
+    target = Path(book_src) / ASSETS_DIR / MATHJAX_DIR
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(mathjax_source(), target)
+    return target
+
+
+def generate(
+    results_dir: str | Path,
+    out: str | Path,
+    *,
+    expect: Iterable[str] = (),
+    mathjax: bool = True,
+) -> list[Path]:
+    """Write the generated pages (and MathJax) into the book source ``out``.
+
+    Args:
+        results_dir: folder of results files.
+        out: the assembled book source.
+        expect: notebook names that must have a results file.
+        mathjax: also copy MathJax into the book's static files.
+
+    Returns:
+        The files and folders written.
+
+    Raises:
+        BookError: an expected notebook has no results file.
+    """
+    out = Path(out)
+    records = read_results(results_dir) if Path(results_dir).is_dir() else []
+    missing = sorted(set(expect) - {_stem(record) for record in records})
+    if missing:
+        raise BookError(
+            f"No results file for {', '.join(missing)} in {results_dir}, though "
+            "the executed notebook exists (was the results file deleted by hand?). "
+            "Remove that notebook's executed .ipynb or run `make clean`, then "
+            "build again."
+        )
+    pages = notebook_pages(out)
+    written = [
+        atomic_write_text(
+            out / GENERATED_DIR / SCORECARD_FILE,
+            scorecard_markdown(records, pages=pages),
+        ),
+        atomic_write_text(
+            out / GENERATED_DIR / SEED_TABLE_FILE,
+            seed_table_markdown(PAPERS, pages=pages.values()),
+        ),
+    ]
+    if mathjax:
+        written.append(copy_mathjax(out))
+    return written
+
+
+def _is_remote(url: str) -> bool:
+    return "://" in url or url.startswith("//")
+
+
+def _keep_pages_offline(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Sphinx hook: no page may load a script or stylesheet from the internet.
+
+    sphinx-thebe (always loaded by Jupyter Book 1) adds a script that would
+    fetch thebe from a CDN when a launch button is pressed; the book has no
+    launch buttons, so it is dropped. Any other remote asset is a warning,
+    which the strict build turns into a failure.
+    """
+    from sphinx.util import logging
+
+    logger = logging.getLogger(__name__)
+    for key in ("script_files", "css_files"):
+        assets = context.get(key)
+        if not assets:
+            continue
+        kept = []
+        for asset in assets:
+            filename = str(getattr(asset, "filename", asset) or "")
+            body = str(getattr(asset, "attributes", {}).get("body", ""))
+            if filename.endswith("sphinx-thebe.js") or "THEBE_JS_URL" in body:
+                continue
+            if _is_remote(filename):
+                logger.warning(
+                    "page %s loads %s from the internet; the book must read "
+                    "offline (serve the file from the book's assets instead)",
+                    pagename,
+                    filename,
+                )
+            kept.append(asset)
+        # The template reads the builder's own list: change it in place.
+        assets[:] = kept
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Sphinx extension entry point (``extra_extensions: [gi_lib.book]``)."""
+    app.connect("html-page-context", _keep_pages_offline, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gi_lib.book",
+        description="Write the scorecard and seed table pages into a book source.",
+    )
+    parser.add_argument("--results-dir", required=True, help="folder of results JSON")
+    parser.add_argument("--out", required=True, help="the assembled book source")
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a notebook that must have a results file (repeatable)",
+    )
+    parser.add_argument("--no-mathjax", action="store_true", help="do not copy MathJax")
+    args = parser.parse_args(argv)
+    try:
+        written = generate(
+            args.results_dir, args.out, expect=args.expect, mathjax=not args.no_mathjax
+        )
+    except BookError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The DLG notebook's experiment: reconstructions over iterations, success rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from gi_lib import plots
+from gi_lib.attacks.base import OptimConfig
+from gi_lib.experiments.single_image import (
+    Trial,
+    run_trials,
+    snapshot_schedule,
+    summarize,
+)
+from gi_lib.params import (
+    Param,
+    check_parameters,
+    common_parameters,
+    resolve_device,
+    split_list,
+)
+from gi_lib.results import ResultRow
+
+NOTEBOOK = "dlg"
+PARAMETERS: dict[str, Param] = {
+    **common_parameters(multiple_datasets=True),
+    "max_iterations": Param(
+        int, minimum=1, help="L-BFGS steps per attack (paper code: 300)"
+    ),
+    "lr": Param(float, minimum=1e-6, help="L-BFGS step size (paper: 1)"),
+    "success_psnr": Param(
+        float, minimum=0, help="PSNR (dB) above which a trial counts as success"
+    ),
+    "num_shown": Param(int, minimum=1, help="images per data set shown in the figure"),
+}
+NO_PAPER_NUMBER = "DLG shows its reconstructions as figures (Fig. 3) and gives no PSNR or success rate."
+
+
+def check(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
+    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
+    if params["num_shown"] > params["num_trials"]:
+        params["num_shown"] = params["num_trials"]
+    return params
+
+
+@dataclass
+class DLGRun:
+    """Trials per data set plus what the figures need."""
+
+    params: dict[str, Any]
+    device: torch.device
+    snapshots: tuple[int, ...]
+    trials: dict[str, list[Trial]]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            name: summarize(trials, success_psnr=self.params["success_psnr"])
+            for name, trials in self.trials.items()
+        }
+
+
+def run(params: dict[str, Any], *, progress: bool = True) -> DLGRun:
+    """Attack ``num_trials`` images of each data set with DLG."""
+    device = resolve_device(params["device"])
+    schedule = snapshot_schedule(params["max_iterations"])
+    optim = OptimConfig(
+        optimizer="lbfgs",
+        lr=params["lr"],
+        max_iterations=params["max_iterations"],
+        on_divergence="stop",  # a diverged trial is a failed trial, not a crash
+        snapshot_iterations=schedule,
+    )
+    trials = {
+        name: run_trials(
+            name,
+            ("dlg",),
+            model=params["model"],
+            num_trials=params["num_trials"],
+            seed=params["seed"],
+            device=device,
+            optim=optim,
+            progress=progress,
+        )
+        for name in split_list(params["dataset"])
+    }
+    return DLGRun(params=params, device=device, snapshots=schedule, trials=trials)
+
+
+def iterations_figure(result: DLGRun) -> Figure:
+    """The paper's Fig. 3 layout: rows are images, columns are iterations."""
+    rows, titles = [], []
+    for name, trials in result.trials.items():
+        for trial in trials[: result.params["num_shown"]]:
+            rows.append(
+                [trial.snapshots[i] for i in result.snapshots] + [trial.true_image]
+            )
+            titles.append(f"{name} #{trial.index}")
+    columns = [f"iter {i}" for i in result.snapshots] + ["truth"]
+    return plots.image_rows(rows, columns, titles)
+
+
+def psnr_figure(result: DLGRun) -> Figure:
+    """PSNR over iterations, one curve per attacked image."""
+    series = {
+        f"{name} #{t.index}": [(h["iteration"], h["psnr"]) for h in t.history]
+        for name, trials in result.trials.items()
+        for t in trials
+    }
+    return plots.curves(
+        series,
+        xlabel="L-BFGS iteration",
+        ylabel="PSNR (dB)",
+        hline=result.params["success_psnr"],
+        hline_label="success threshold",
+    )
+
+
+def rows(result: DLGRun) -> list[ResultRow]:
+    """Scorecard rows: our PSNR, SSIM, success rate and label accuracy."""
+    out = []
+    model = result.params["model"]
+    for name, stats in result.summary().items():
+        experiment = f"{name}/{model}/bs1"
+        n = int(stats["trials"])
+        out += [
+            ResultRow.against(
+                experiment,
+                "psnr",
+                stats["psnr_mean"],
+                None,
+                f"mean over {n} images; {NO_PAPER_NUMBER}",
+            ),
+            ResultRow.against(
+                experiment, "ssim", stats["ssim_mean"], None, f"mean over {n} images"
+            ),
+            ResultRow.against(
+                experiment,
+                "success_rate",
+                stats["success_rate"],
+                None,
+                f"share of {n} images above {result.params['success_psnr']:g} dB",
+            ),
+            ResultRow.against(
+                experiment,
+                "label_accuracy",
+                stats["label_accuracy"],
+                None,
+                f"{n} images; iDLG's Table 1 reports DLG's label accuracy",
+            ),
+        ]
+    return out
+
+
+def summary_text(result: DLGRun) -> str:
+    """One sentence per data set with this run's numbers, for the page's prose."""
+    parts = []
+    for name, stats in result.summary().items():
+        parts.append(
+            f"on {name}, mean PSNR {stats['psnr_mean']:.1f} dB with "
+            f"{100 * stats['success_rate']:.0f}% of {int(stats['trials'])} images above "
+            f"{result.params['success_psnr']:g} dB and {100 * stats['label_accuracy']:.0f}% "
+            "of labels right"
+        )
+    return (
+        f"In this run ({result.params['profile']} profile): " + "; ".join(parts) + "."
+    )

@@ -1,0 +1,172 @@
+"""The seed list of papers, each with its status in this book.
+
+The book's introduction renders this table, so the status shown to readers and
+the notebooks that exist cannot drift apart (a test checks every listed
+notebook exists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper of the seed list."""
+
+    key: str
+    name: str
+    title: str
+    venue: str
+    category: (
+        str  # "attack", "plaintext defense", "encrypted aggregation", "evaluation"
+    )
+    side_information: str
+    notebook: str | None = None  # path under notebooks/, without ".py"
+
+    @property
+    def status(self) -> str:
+        return "replicated" if self.notebook else "planned"
+
+
+PAPERS: tuple[Paper, ...] = (
+    Paper(
+        "dlg",
+        "DLG",
+        "Deep Leakage from Gradients",
+        "NeurIPS 2019",
+        "attack",
+        "none",
+        "attacks/dlg",
+    ),
+    Paper(
+        "idlg",
+        "iDLG",
+        "iDLG: Improved Deep Leakage from Gradients",
+        "arXiv 2020",
+        "attack",
+        "none",
+        "attacks/idlg",
+    ),
+    Paper(
+        "inverting_gradients",
+        "Inverting Gradients",
+        "Inverting Gradients - How easy is it to break privacy in federated learning?",
+        "NeurIPS 2020",
+        "attack",
+        "BatchNorm statistics, private labels",
+    ),
+    Paper(
+        "rgap",
+        "R-GAP",
+        "R-GAP: Recursive Gradient Attack on Privacy",
+        "ICLR 2021",
+        "attack",
+        "rank of the coefficient matrix",
+    ),
+    Paper(
+        "gradinversion",
+        "GradInversion",
+        "See through Gradients: Image Batch Recovery via GradInversion",
+        "CVPR 2021",
+        "attack",
+        "BatchNorm statistics, approximate private labels",
+    ),
+    Paper(
+        "gias",
+        "GIAS",
+        "Gradient Inversion with Generative Image Prior",
+        "NeurIPS 2021",
+        "attack",
+        "a GAN trained on the data distribution",
+    ),
+    Paper(
+        "cafe",
+        "CAFE",
+        "CAFE: Catastrophic Data Leakage in Vertical Federated Learning",
+        "NeurIPS 2021",
+        "attack",
+        "batch indices",
+    ),
+    Paper(
+        "dpsgd",
+        "DP-SGD",
+        "Deep Learning with Differential Privacy",
+        "CCS 2016",
+        "plaintext defense",
+        "",
+    ),
+    Paper(
+        "pruning",
+        "Gradient pruning",
+        "Deep Leakage from Gradients (defense section)",
+        "NeurIPS 2019",
+        "plaintext defense",
+        "",
+    ),
+    Paper(
+        "mixup",
+        "MixUp",
+        "mixup: Beyond Empirical Risk Minimization",
+        "ICLR 2018",
+        "plaintext defense",
+        "",
+    ),
+    Paper(
+        "instahide",
+        "InstaHide",
+        "InstaHide: Instance-hiding Schemes for Private Distributed Learning",
+        "ICML 2020",
+        "plaintext defense",
+        "",
+    ),
+    Paper(
+        "secagg",
+        "Secure Aggregation",
+        "Practical Secure Aggregation for Federated Learning on User-Held Data",
+        "NeurIPS 2016 workshop",
+        "encrypted aggregation",
+        "",
+    ),
+    Paper(
+        "fastsecagg",
+        "FastSecAgg",
+        "FastSecAgg: Scalable Secure Aggregation for Privacy-Preserving Federated Learning",
+        "CCS 2020 workshop",
+        "encrypted aggregation",
+        "",
+    ),
+    Paper(
+        "lightsecagg",
+        "LightSecAgg",
+        "LightSecAgg: Rethinking Secure Aggregation in Federated Learning",
+        "arXiv 2021",
+        "encrypted aggregation",
+        "",
+    ),
+    Paper(
+        "he",
+        "Homomorphic encryption",
+        "Privacy-Preserving Deep Learning via Additively Homomorphic Encryption",
+        "ATIS 2017",
+        "encrypted aggregation",
+        "",
+    ),
+    Paper(
+        "huang2021",
+        "Evaluating attacks and defenses",
+        "Evaluating Gradient Inversion Attacks and Defenses in Federated Learning",
+        "NeurIPS 2021",
+        "evaluation",
+        "",
+    ),
+)
+
+
+def paper(key: str) -> Paper:
+    """Return the paper registered under ``key``."""
+    for entry in PAPERS:
+        if entry.key == key:
+            return entry
+    known = ", ".join(p.key for p in PAPERS)
+    raise KeyError(f"Unknown paper {key!r}; known papers: {known}.")

@@ -1,0 +1,114 @@
+"""Attack properties on real CIFAR-10 images with DLG's LeNet."""
+
+import pytest
+import torch
+
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import dlg, idlg
+from gi_lib.attacks.base import AttackDiverged, OptimConfig, optimize
+from gi_lib.experiments.single_image import idlg_label_accuracy, run_trials
+
+INFO = data.dataset_info("cifar10")
+# A fixed step budget: 100 L-BFGS iterations of at most 20 evaluations each.
+BUDGET = OptimConfig(optimizer="lbfgs", lr=1.0, max_iterations=100)
+PSNR_BOUND = 30.0
+
+
+def _observe(
+    cifar10, index: int = 0, seed: int = 0
+) -> tuple[fl.Observation, torch.Tensor, torch.Tensor]:
+    images, labels, _ = data.sample_victims(cifar10, index + 1, seed=seed)
+    truth, label = images[index : index + 1], labels[index : index + 1]
+    net = models.build_model("lenet", INFO, seed=seed + index)
+    return fl.observe_fedsgd(net, truth, label, num_classes=10), truth, label
+
+
+def test_dlg_recovers_a_cifar10_image_and_label(cifar10):
+    observation, truth, label = _observe(cifar10)
+    result = dlg.reconstruct(observation, dlg.DLGConfig(BUDGET), seed=0)
+    assert float(metrics.psnr(result.images, truth)) > PSNR_BOUND
+    assert torch.equal(result.labels, label)
+
+
+def test_idlg_recovers_a_cifar10_image(cifar10):
+    observation, truth, label = _observe(cifar10)
+    result = idlg.reconstruct(observation, idlg.IDLGConfig(BUDGET), seed=0)
+    assert float(metrics.psnr(result.images, truth)) > PSNR_BOUND
+    assert torch.equal(result.labels, label)
+
+
+def test_an_untouched_dummy_is_far_from_the_image(cifar10):
+    # Guards the bound above: noise alone scores far below it.
+    observation, truth, _ = _observe(cifar10)
+    config = OptimConfig(
+        optimizer="lbfgs", lr=1.0, max_iterations=1, lbfgs_inner_steps=1
+    )
+    result = dlg.reconstruct(observation, dlg.DLGConfig(config), seed=0)
+    assert float(metrics.psnr(result.images, truth)) < 15.0
+
+
+def test_idlg_labels_are_right_on_many_images():
+    accuracy, checked = idlg_label_accuracy(
+        "cifar10", model="lenet", num_images=200, seed=5, device=torch.device("cpu")
+    )
+    assert accuracy == 1.0 and checked == 200
+
+
+def test_same_seed_gives_the_same_numbers_twice(cifar10):
+    kwargs = dict(
+        model="lenet",
+        num_trials=2,
+        seed=11,
+        device=torch.device("cpu"),
+        optim=OptimConfig(max_iterations=5),
+        progress=False,
+    )
+    first = run_trials("cifar10", ("dlg", "idlg"), **kwargs)
+    second = run_trials("cifar10", ("dlg", "idlg"), **kwargs)
+    assert [t.psnr for t in first] == [t.psnr for t in second]
+    assert all(torch.equal(a.image, b.image) for a, b in zip(first, second))
+    assert [t.label for t in first] == [t.label for t in second]
+
+
+def test_attack_never_reads_the_truth(cifar10):
+    # Passing the truth only adds PSNR to the history; the result is identical.
+    observation, truth, _ = _observe(cifar10)
+    config = dlg.DLGConfig(OptimConfig(max_iterations=3))
+    blind = dlg.reconstruct(observation, config, seed=1)
+    watched = dlg.reconstruct(observation, config, seed=1, truth=truth)
+    assert torch.equal(blind.images, watched.images)
+    assert "psnr" in watched.history[-1] and "psnr" not in blind.history[-1]
+
+
+def _nan_after(steps: int):
+    count = {"n": 0}
+
+    def objective(images, extra):
+        count["n"] += 1
+        value = (images**2).sum()
+        return value * float("nan") if count["n"] > steps else value
+
+    return objective
+
+
+def test_divergence_stops_with_a_clear_message():
+    images = torch.ones(1, 1, 4, 4)
+    config = OptimConfig(optimizer="adam", lr=0.1, max_iterations=10)
+    with pytest.raises(AttackDiverged, match="iteration 3.*Lower the learning rate"):
+        optimize(_nan_after(2), images, [], config)
+
+
+def test_divergence_can_keep_the_last_finite_iterate():
+    images = torch.ones(1, 1, 4, 4)
+    config = OptimConfig(
+        optimizer="adam", lr=0.1, max_iterations=10, on_divergence="stop"
+    )
+    run = optimize(_nan_after(2), images, [], config)
+    assert run.diverged and torch.isfinite(run.images).all() and len(run.history) == 2
+
+
+def test_bad_optimizer_settings_are_rejected():
+    with pytest.raises(ValueError, match="max_iterations"):
+        OptimConfig(max_iterations=-1)
+    with pytest.raises(ValueError, match="optimizer"):
+        OptimConfig(optimizer="sgd")  # type: ignore[arg-type]

@@ -1,0 +1,275 @@
+"""The generated book pages (scorecard, seed table) and the book's configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from gi_lib import book
+from gi_lib.papers import PAPERS
+from gi_lib.results import PaperValue, ResultRow, read_results, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_CATEGORIES = ("attacks", "defenses", "evaluation")
+
+
+def _fake_results(folder: Path) -> None:
+    write_results(
+        "dlg",
+        profile="smoke",
+        parameters={"seed": 0},
+        rows=[
+            ResultRow.against("mnist/lenet/bs1", "psnr", 41.234, None, note="a | b"),
+            ResultRow.against(
+                "cifar10/lenet/bs1",
+                "label_accuracy",
+                1.0,
+                PaperValue(0.89, "Table 1"),
+            ),
+        ],
+        wall_seconds=12.5,
+        device="cpu",
+        directory=folder,
+    )
+    write_results(
+        "idlg",
+        profile="cpu",
+        parameters={"seed": 0},
+        rows=[
+            ResultRow.against("lfw/lenet/bs1", "mse", 2e-5, PaperValue(1e-4, "Fig. 2"))
+        ],
+        wall_seconds=3.0,
+        directory=folder,
+    )
+
+
+def _fake_book_src(folder: Path, notebooks: tuple[str, ...]) -> Path:
+    for key in notebooks:
+        page = folder / "notebooks" / f"{key}.ipynb"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("{}", encoding="utf-8")
+    return folder
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            rows.append(cells)
+    return rows
+
+
+# --- the scorecard ----------------------------------------------------------
+
+
+def test_scorecard_has_one_table_per_notebook_with_the_columns(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.scorecard_markdown(
+        read_results(tmp_path), pages={"dlg": "notebooks/attacks/dlg"}
+    )
+    header = "| paper | experiment | metric | paper's value | ours | profile | note |"
+    assert text.count(header) == 2
+    assert "## DLG" in text and "## iDLG" in text
+    # Seed-table order: DLG before iDLG.
+    assert text.index("## DLG") < text.index("## iDLG")
+
+
+def test_scorecard_rows_show_paper_value_ours_profile_and_note(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.scorecard_markdown(read_results(tmp_path), pages={})
+    rows = {row[1]: row for row in _table_rows(text) if row[0] != "paper"}
+    assert rows["mnist/lenet/bs1"] == [
+        "DLG",
+        "mnist/lenet/bs1",
+        "psnr",
+        "—, the paper gives none",
+        "41.23",
+        "smoke",
+        "a \\| b",
+    ]
+    assert rows["cifar10/lenet/bs1"][3] == "0.89 (Table 1)"
+    assert rows["cifar10/lenet/bs1"][4] == "1"
+    assert rows["lfw/lenet/bs1"][3:6] == ["1.000e-04 (Fig. 2)", "2.000e-05", "cpu"]
+
+
+def test_scorecard_says_when_a_paper_gives_no_value(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.scorecard_markdown(read_results(tmp_path), pages={})
+    assert book.NO_PAPER_VALUE == "—, the paper gives none"
+    assert text.count(book.NO_PAPER_VALUE) == 1
+
+
+def test_scorecard_links_only_notebook_pages_that_exist(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.scorecard_markdown(
+        read_results(tmp_path), pages={"dlg": "notebooks/attacks/dlg"}
+    )
+    assert "{doc}`the notebook </notebooks/attacks/dlg>`" in text
+    assert "</notebooks/attacks/idlg>" not in text
+    assert "notebook `idlg` (not in this build)" in text
+
+
+def test_scorecard_flags_smoke_numbers_and_handles_no_results() -> None:
+    record = {"notebook": "dlg", "profile": "smoke", "rows": []}
+    text = book.scorecard_markdown([record], pages={})
+    assert "not a replication" in text
+    assert "no rows" in text
+    assert "make notebooks" in book.scorecard_markdown([], pages={})
+
+
+@pytest.mark.parametrize(
+    ("value", "metric", "shown"),
+    [
+        (41.2345, "psnr", "41.23"),
+        (0.9, "label_accuracy", "0.9"),
+        (1.5e-5, "mse", "1.500e-05"),
+        (123456.0, "bytes", "123,456"),
+        (0.0, "mse", "0"),
+        (None, "psnr", "— (no finite value)"),
+    ],
+)
+def test_format_value(value: float | None, metric: str, shown: str) -> None:
+    assert book.format_value(value, metric) == shown
+
+
+# --- the seed table ---------------------------------------------------------
+
+
+def test_seed_table_lists_every_paper_by_category() -> None:
+    text = book.seed_table_markdown(PAPERS, pages=[])
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert headings == [
+        "### Attacks",
+        "### Defenses for plaintext gradients",
+        "### Defenses that encrypt gradients",
+        "### Evaluation",
+    ]
+    names = [row[0] for row in _table_rows(text) if row[0] != "paper"]
+    assert names == [paper.name for paper in PAPERS]
+
+
+def test_seed_table_links_notebooks_present_and_shows_status() -> None:
+    text = book.seed_table_markdown(PAPERS, pages=["notebooks/attacks/dlg"])
+    rows = {row[0]: row for row in _table_rows(text)}
+    assert rows["DLG"][-1] == "replicated: {doc}`notebook </notebooks/attacks/dlg>`"
+    assert rows["iDLG"][-1] == "replicated (notebook `attacks/idlg` not in this build)"
+    assert rows["R-GAP"][-1] == "planned"
+
+
+def test_generate_writes_pages_and_mathjax(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _fake_results(results)
+    src = _fake_book_src(tmp_path / "src", ("attacks/dlg", "attacks/idlg"))
+    book.generate(results, src, expect=["dlg", "idlg"])
+    scorecard = (src / "_generated" / "scorecard.md").read_text(encoding="utf-8")
+    seed_table = (src / "_generated" / "seed_table.md").read_text(encoding="utf-8")
+    assert "</notebooks/attacks/idlg>" in scorecard
+    assert "</notebooks/attacks/idlg>" in seed_table
+    assert (src / "assets" / "mathjax" / "MathJax.js").is_file()
+
+
+def test_generate_fails_when_an_expected_results_file_is_missing(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "results"
+    _fake_results(results)
+    with pytest.raises(book.BookError, match="No results file for pgd"):
+        book.generate(results, tmp_path / "src", expect=["dlg", "pgd"], mathjax=False)
+
+
+def test_cli_reports_a_missing_results_file(tmp_path: Path, capsys) -> None:
+    code = book.main(
+        ["--results-dir", str(tmp_path), "--out", str(tmp_path), "--expect", "dlg"]
+    )
+    assert code == 1
+    assert "No results file for dlg" in capsys.readouterr().err
+
+
+# --- offline pages ----------------------------------------------------------
+
+
+def test_offline_hook_drops_thebe_and_warns_on_remote_assets(caplog) -> None:
+    def asset(filename: str | None, body: str = "") -> SimpleNamespace:
+        return SimpleNamespace(filename=filename, attributes={"body": body})
+
+    scripts = [
+        asset("_static/doctools.js"),
+        asset(None, body='const THEBE_JS_URL = "https://unpkg.com/thebe"'),
+        asset("sphinx-thebe.js"),
+        asset("https://cdn.example.org/x.js"),
+        asset("mathjax/MathJax.js"),
+    ]
+    context = {"script_files": scripts, "css_files": []}
+    book._keep_pages_offline(None, "intro", "page.html", context, None)
+    kept = [script.filename for script in context["script_files"]]
+    assert kept == [
+        "_static/doctools.js",
+        "https://cdn.example.org/x.js",
+        "mathjax/MathJax.js",
+    ]
+    assert context["script_files"] is scripts  # changed in place
+    assert "cdn.example.org" in caplog.text
+
+
+# --- the book's configuration -----------------------------------------------
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+def _notebook_keys() -> list[str]:
+    return sorted(
+        path.relative_to(ROOT / "notebooks").with_suffix("").as_posix()
+        for category in NOTEBOOK_CATEGORIES
+        for path in (ROOT / "notebooks" / category).glob("*.py")
+    )
+
+
+def test_toc_pages_exist_and_every_notebook_is_in_the_toc() -> None:
+    files = _toc_files()
+    for name in files:
+        if name.startswith("notebooks/"):
+            assert (ROOT / f"{name}.py").is_file(), f"{name} is in the toc, no source"
+        else:
+            assert (ROOT / "book" / f"{name}.md").is_file(), f"book/{name}.md missing"
+    missing = sorted(set(f"notebooks/{key}" for key in _notebook_keys()) - set(files))
+    assert not missing, f"notebooks not in book/_toc.yml: {missing}"
+
+
+def test_every_replicated_paper_has_its_notebook() -> None:
+    for paper in PAPERS:
+        if paper.notebook:
+            assert (ROOT / "notebooks" / f"{paper.notebook}.py").is_file(), paper.key
+
+
+def test_config_renders_offline_and_never_executes() -> None:
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text(encoding="utf-8"))
+    assert config["execute"]["execute_notebooks"] == "off"
+    sphinx = config["sphinx"]["config"]
+    assert "gi_lib.book" in config["sphinx"]["extra_extensions"]
+    assert sphinx["html_static_path"] == [book.ASSETS_DIR]
+    assert sphinx["mathjax_path"] == f"{book.MATHJAX_DIR}/MathJax.js"
+    # The MathJax 2 combined configuration it names ships with the package.
+    for name in sphinx["mathjax2_config"]["config"]:
+        assert (book.mathjax_source() / "config" / name).is_file(), name
+    # Jupyter Book 1 injects every script found in a book-source _static folder.
+    assert not (ROOT / "book" / "_static").exists()
+
+
+def test_profiles_name_only_existing_notebooks() -> None:
+    keys = set(_notebook_keys())
+    for path in sorted((ROOT / "notebooks" / "profiles").glob("*.yaml")):
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        unknown = sorted(set(content) - keys)
+        assert not unknown, f"{path.name} names notebooks that do not exist: {unknown}"
+    names = {path.stem for path in (ROOT / "notebooks" / "profiles").glob("*.yaml")}
+    assert {"smoke", "cpu", "paper"} <= names
