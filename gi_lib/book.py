@@ -41,7 +41,7 @@ ASSETS_DIR = "assets"  # html_static_path in book/_config.yml; not "_static" (se
 MATHJAX_DIR = "mathjax"
 SCORECARD_CLASS = "gi-scorecard"  # CSS classes of book/assets/gi-book.css
 SEED_TABLE_CLASS = "gi-seed-table"
-NO_PAPER_VALUE = "—, the paper gives none"
+NO_PAPER_VALUE = "— (none)"
 CATEGORY_TITLES = {
     "attack": "Attacks",
     "plaintext defense": "Defenses for plaintext gradients",

@@ -88,7 +88,11 @@ def curves(
     if title:
         axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    if len(series) > 6:  # many curves: keep the legend off the data
+        figure.set_figwidth(7.0)
+        axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
 

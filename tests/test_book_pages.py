@@ -86,7 +86,7 @@ def test_scorecard_rows_show_paper_value_ours_profile_and_note(tmp_path: Path) -
         "DLG",
         "mnist/lenet/bs1",
         "psnr",
-        "—, the paper gives none",
+        "— (none)",
         "41.23",
         "smoke",
         "a \\| b",
@@ -99,7 +99,7 @@ def test_scorecard_rows_show_paper_value_ours_profile_and_note(tmp_path: Path) -
 def test_scorecard_says_when_a_paper_gives_no_value(tmp_path: Path) -> None:
     _fake_results(tmp_path)
     text = book.scorecard_markdown(read_results(tmp_path), pages={})
-    assert book.NO_PAPER_VALUE == "—, the paper gives none"
+    assert book.NO_PAPER_VALUE == "— (none)"
     assert text.count(book.NO_PAPER_VALUE) == 1
 
 

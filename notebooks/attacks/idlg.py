@@ -42,6 +42,7 @@
 # %% tags=["remove-cell"]
 import time
 
+import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
@@ -85,9 +86,7 @@ glue("idlg_comparison", experiment.comparison_figure(result), display=False)
 # ```
 
 # %%
-import pandas as pd  # noqa: E402
-
-pd.DataFrame(experiment.label_table(result)).round(3)
+pd.DataFrame(experiment.label_table(result)).round(3).fillna("—")
 
 # %% [markdown]
 # {glue:md}`idlg_summary`
