@@ -158,9 +158,9 @@ def load_dataset(name: str, split: str = "test", *, download: bool = True) -> Da
     except Exception as error:  # torchvision raises several types when offline
         raise DataUnavailableError(
             f"Data set {name!r} ({split}) is not available. Either set {DATA_ENV} to a "
-            f"folder holding {name}/{split}/<class>/<image> copies (ImageFolder layout), "
-            f"or let torchvision download it into {root} on a machine with internet "
-            f"(cause: {type(error).__name__}: {error})."
+            f"folder holding {name}/{split}/<class>/<image> copies (ImageFolder "
+            f"layout), or let torchvision download it into {root} on a machine with "
+            f"internet (cause: {type(error).__name__}: {error})."
         ) from error
 
 

@@ -89,11 +89,13 @@ def _check_one(name: str, value: Any, spec: Param) -> Any:
         )
     if spec.minimum is not None and value < spec.minimum:
         raise ParameterError(
-            f"Parameter {name!r} = {value!r} is too small; it must be >= {spec.minimum:g}."
+            f"Parameter {name!r} = {value!r} is too small; "
+            f"it must be >= {spec.minimum:g}."
         )
     if spec.maximum is not None and value > spec.maximum:
         raise ParameterError(
-            f"Parameter {name!r} = {value!r} is too large; it must be <= {spec.maximum:g}."
+            f"Parameter {name!r} = {value!r} is too large; "
+            f"it must be <= {spec.maximum:g}."
         )
     if spec.choices is not None:
         items = [v.strip() for v in value.split(",")] if spec.multiple else [value]
@@ -103,7 +105,8 @@ def _check_one(name: str, value: Any, spec: Param) -> Any:
             if item not in spec.choices:
                 raise ParameterError(
                     f"Parameter {name!r} has unknown value {item!r}; choose "
-                    f"{'from' if spec.multiple else 'one of'}: {', '.join(spec.choices)}."
+                    f"{'from' if spec.multiple else 'one of'}: "
+                    f"{', '.join(spec.choices)}."
                 )
         if len(set(items)) != len(items):
             raise ParameterError(f"Parameter {name!r} = {value!r} repeats a value.")
@@ -123,7 +126,8 @@ def check_parameters(
     if unknown:
         valid = "\n  ".join(_describe(n, s) for n, s in spec.items())
         raise ParameterError(
-            f"Notebook {notebook!r} has no parameter named {', '.join(map(repr, unknown))}. "
+            f"Notebook {notebook!r} has no parameter named "
+            f"{', '.join(map(repr, unknown))}. "
             f"Its parameters are:\n  {valid}"
         )
     missing = sorted(set(spec) - set(values))
@@ -162,6 +166,7 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
-            "device='cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'."
+            "device='cuda' was asked for but no CUDA device is available; "
+            "use 'auto' or 'cpu'."
         )
     return torch.device(device)

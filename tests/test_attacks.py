@@ -66,7 +66,9 @@ def test_same_seed_gives_the_same_numbers_twice(cifar10):
     first = run_trials("cifar10", ("dlg", "idlg"), **kwargs)
     second = run_trials("cifar10", ("dlg", "idlg"), **kwargs)
     assert [t.psnr for t in first] == [t.psnr for t in second]
-    assert all(torch.equal(a.image, b.image) for a, b in zip(first, second))
+    assert all(
+        torch.equal(a.image, b.image) for a, b in zip(first, second, strict=True)
+    )
     assert [t.label for t in first] == [t.label for t in second]
 
 

@@ -62,7 +62,10 @@ def test_lenet_follows_dlg():
     assert weights.min() >= -0.5 and weights.max() <= 0.5 and weights.std() > 0.25
     assert any(isinstance(m, torch.nn.Sigmoid) for m in net.modules())
     same = models.build_model("lenet", data.dataset_info("cifar10"), seed=0)
-    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), same.parameters()))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(net.parameters(), same.parameters(), strict=True)
+    )
 
 
 def test_observation_holds_the_gradient_and_no_client_data(cifar10):
@@ -76,7 +79,7 @@ def test_observation_holds_the_gradient_and_no_client_data(cifar10):
     # The observed gradient is the true gradient of the mean cross-entropy.
     net.zero_grad()
     torch.nn.functional.cross_entropy(net(images), labels).backward()
-    for observed, param in zip(observation.gradients, net.parameters()):
+    for observed, param in zip(observation.gradients, net.parameters(), strict=True):
         torch.testing.assert_close(observed, param.grad)
     # The attacker's copy does not alias the client's model.
     assert observation.model is not net

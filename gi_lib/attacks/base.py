@@ -237,10 +237,11 @@ def optimize(
         if not finite:
             if config.on_divergence == "raise":
                 raise AttackDiverged(
-                    f"{description}: the gradient-matching loss became {loss} at iteration "
-                    f"{iteration}. Lower the learning rate (lr={config.lr}), switch the "
-                    "optimizer to 'adam', add restarts, or set on_divergence='stop' to keep "
-                    "the last finite iterate and count the trial as a failure."
+                    f"{description}: the gradient-matching loss became {loss} at "
+                    f"iteration {iteration}. Lower the learning rate (lr={config.lr}), "
+                    "switch the optimizer to 'adam', add restarts, or set "
+                    "on_divergence='stop' to keep the last finite iterate and count "
+                    "the trial as a failure."
                 )
             diverged = True
             with torch.no_grad():

@@ -37,7 +37,10 @@ PARAMETERS: dict[str, Param] = {
     ),
     "num_shown": Param(int, minimum=1, help="images per data set shown in the figure"),
 }
-NO_PAPER_NUMBER = "DLG shows its reconstructions as figures (Fig. 3) and gives no PSNR or success rate."
+NO_PAPER_NUMBER = (
+    "DLG shows its reconstructions as figures (Fig. 3) and gives no PSNR or "
+    "success rate."
+)
 
 
 def check(values: dict[str, Any]) -> dict[str, Any]:
@@ -162,9 +165,9 @@ def summary_text(result: DLGRun) -> str:
     for name, stats in result.summary().items():
         parts.append(
             f"on {name}, mean PSNR {stats['psnr_mean']:.1f} dB with "
-            f"{100 * stats['success_rate']:.0f}% of {int(stats['trials'])} images above "
-            f"{result.params['success_psnr']:g} dB and {100 * stats['label_accuracy']:.0f}% "
-            "of labels right"
+            f"{100 * stats['success_rate']:.0f}% of {int(stats['trials'])} images "
+            f"above {result.params['success_psnr']:g} dB and "
+            f"{100 * stats['label_accuracy']:.0f}% of labels right"
         )
     return (
         f"In this run ({result.params['profile']} profile): " + "; ".join(parts) + "."

@@ -172,7 +172,8 @@ def comparison_figure(result: IDLGRun) -> Figure:
             pair = by_index[index]
             rows.append([pair["dlg"].true_image, pair["dlg"].image, pair["idlg"].image])
             titles.append(
-                f"{name} #{index}\nDLG {pair['dlg'].psnr:.0f} / iDLG {pair['idlg'].psnr:.0f} dB"
+                f"{name} #{index}\nDLG {pair['dlg'].psnr:.0f} / "
+                f"iDLG {pair['idlg'].psnr:.0f} dB"
             )
     return plots.image_rows(rows, ["truth", "DLG", "iDLG"], titles, cell_size=1.3)
 
@@ -212,7 +213,9 @@ def rows(result: IDLGRun) -> list[ResultRow]:
                 "label_accuracy",
                 accuracy,
                 PAPER_LABEL_ACCURACY.get((name, "idlg")),
-                "; ".join(filter(None, [f"label rule alone on {checked} images", note])),
+                "; ".join(
+                    filter(None, [f"label rule alone on {checked} images", note])
+                ),
             )
         )
     return out
@@ -225,9 +228,9 @@ def summary_text(result: IDLGRun) -> str:
         dlg_stats = result.summary(name, "dlg")
         idlg_stats = result.summary(name, "idlg")
         parts.append(
-            f"on {name}, DLG recovered {100 * dlg_stats['label_accuracy']:.0f}% of labels and "
-            f"iDLG {100 * idlg_stats['label_accuracy']:.0f}% over {int(dlg_stats['trials'])} "
-            f"reconstructions (iDLG's rule alone: "
+            f"on {name}, DLG recovered {100 * dlg_stats['label_accuracy']:.0f}% of "
+            f"labels and iDLG {100 * idlg_stats['label_accuracy']:.0f}% over "
+            f"{int(dlg_stats['trials'])} reconstructions (iDLG's rule alone: "
             f"{100 * result.analytic_label_accuracy[name][0]:.1f}% of "
             f"{result.analytic_label_accuracy[name][1]} images); mean PSNR DLG "
             f"{dlg_stats['psnr_mean']:.1f} dB, iDLG {idlg_stats['psnr_mean']:.1f} dB"

@@ -21,7 +21,8 @@
 # and runs L-BFGS on both so that the gradient the model produces on the
 # dummies matches the observed one in squared L2 distance:
 #
-# $$\min_{x', y'} \; \sum_\ell \big\| \nabla_{W_\ell} \mathcal{L}(F(x'; W), \mathrm{softmax}(y'))
+# $$\min_{x', y'} \; \sum_\ell \big\| \nabla_{W_\ell}
+#   \mathcal{L}(F(x'; W), \mathrm{softmax}(y'))
 #   - \nabla_{W_\ell} \mathcal{L}(F(x; W), y) \big\|^2 .$$
 #
 # **Setting** (as in the official code): the paper's LeNet (three 5x5
