@@ -18,7 +18,7 @@ import torch
 from torch.utils import benchmark
 
 from gi_lib import data, fl, models
-from gi_lib.attacks import dlg
+from gi_lib.attacks import dlg, inverting
 from gi_lib.attacks.base import OptimConfig, l2_gradient_distance, simulated_gradients
 
 
@@ -70,10 +70,79 @@ def bench_lenet(
     return {"plain": plain, "attack": attack, "ratio": attack / plain, "loop": loop}
 
 
+def bench_inverting(
+    name: str,
+    batch_size: int,
+    *,
+    restarts: int,
+    min_run_time: float,
+    device: torch.device,
+) -> dict[str, float]:
+    """One Inverting Gradients step (cosine + TV, signed gradient) on ``name``.
+
+    Also times ``restarts`` restarts in one step, vectorised with vmap (as
+    :func:`gi_lib.attacks.inverting.reconstruct` runs them by default) and one
+    after another.
+    """
+    info = data.dataset_info("cifar10")
+    net = models.build_model(name, info, seed=0).to(device).eval()
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch_size, 3, 32, 32, generator=generator).to(device)
+    labels = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
+    observation = fl.observe_fedsgd(net, images, labels, num_classes=10)
+    parameters = fl.trainable_parameters(net)
+    update_of = inverting.simulated_update(observation, labels)
+
+    def cost(z: torch.Tensor) -> torch.Tensor:
+        matching = inverting.cosine_distance(update_of(z), observation.gradients)
+        return matching + 1e-4 * inverting.total_variation(z)
+
+    dummy = torch.rand(1, batch_size, 3, 32, 32, generator=generator).to(device)
+    dummy.requires_grad_(True)
+    many = torch.rand(restarts, batch_size, 3, 32, 32, generator=generator).to(device)
+    many.requires_grad_(True)
+
+    def plain_step() -> None:
+        loss = fl.cross_entropy(net(images), labels)
+        torch.autograd.grad(loss, parameters)
+
+    def attack_step() -> None:
+        (g,) = torch.autograd.grad(cost(dummy[0]), dummy)
+        g.sign()
+
+    def batched_restarts() -> None:
+        (g,) = torch.autograd.grad(torch.func.vmap(cost)(many).sum(), many)
+        g.sign()
+
+    def sequential_restarts() -> None:
+        total = torch.stack([cost(many[r]) for r in range(restarts)]).sum()
+        (g,) = torch.autograd.grad(total, many)
+        g.sign()
+
+    plain = _median_seconds(plain_step, min_run_time)
+    attack = _median_seconds(attack_step, min_run_time)
+    batched = _median_seconds(batched_restarts, min_run_time)
+    sequential = _median_seconds(sequential_restarts, min_run_time)
+    return {
+        "plain": plain,
+        "attack": attack,
+        "ratio": attack / plain,
+        "batched": batched,
+        "sequential": sequential,
+        "gain": sequential / batched,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--min-run-time", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--inverting-models",
+        default="convnet,resnet18",
+        help="comma-separated models for the Inverting Gradients step",
+    )
+    parser.add_argument("--restarts", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -92,6 +161,34 @@ def main() -> None:
             f"{1e3 * result['attack']:>17.3f} {result['ratio']:>6.2f} "
             f"{1e3 * result['loop']:>17.3f} {result['loop'] / result['plain']:>10.2f}"
         )
+    _print_inverting(args, device)
+
+
+def _print_inverting(args: argparse.Namespace, device: torch.device) -> None:
+    print(
+        f"\nInverting Gradients step (cosine + TV, signed), median seconds; "
+        f"{args.restarts} restarts batched (vmap) vs one after another"
+    )
+    print(
+        f"{'model':>10} {'batch':>5} {'plain f+b (ms)':>15} {'attack step (ms)':>17} "
+        f"{'ratio':>6} {'restarts batched (ms)':>22} {'sequential (ms)':>16} "
+        f"{'gain':>5}"
+    )
+    for name in [n.strip() for n in args.inverting_models.split(",") if n.strip()]:
+        for batch_size in (1, 4):
+            r = bench_inverting(
+                name,
+                batch_size,
+                restarts=args.restarts,
+                min_run_time=args.min_run_time,
+                device=device,
+            )
+            print(
+                f"{name:>10} {batch_size:>5} {1e3 * r['plain']:>15.2f} "
+                f"{1e3 * r['attack']:>17.2f} {r['ratio']:>6.2f} "
+                f"{1e3 * r['batched']:>22.2f} {1e3 * r['sequential']:>16.2f} "
+                f"{r['gain']:>5.2f}"
+            )
 
 
 if __name__ == "__main__":

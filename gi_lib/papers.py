@@ -55,6 +55,7 @@ PAPERS: tuple[Paper, ...] = (
         "NeurIPS 2020",
         "attack",
         "BatchNorm statistics, private labels",
+        "attacks/inverting_gradients",
     ),
     Paper(
         "rgap",
@@ -131,7 +132,10 @@ PAPERS: tuple[Paper, ...] = (
     Paper(
         "fastsecagg",
         "FastSecAgg",
-        "FastSecAgg: Scalable Secure Aggregation for Privacy-Preserving Federated Learning",
+        (
+            "FastSecAgg: Scalable Secure Aggregation for Privacy-Preserving "
+            "Federated Learning"
+        ),
         "CCS 2020 workshop",
         "encrypted aggregation",
         "",

@@ -1,0 +1,276 @@
+"""Inverting Gradients: the attack, FedAvg unrolling, models and the trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gi_lib import data, fl, metrics, models, training
+from gi_lib.attacks import inverting
+from gi_lib.attacks.base import OptimConfig
+from gi_lib.experiments import inverting_gradients as experiment
+from gi_lib.params import ParameterError
+
+INFO = data.dataset_info("cifar10")
+MODEL = "convnet16"
+# A fixed budget of signed-Adam steps (one loss evaluation each).
+STEPS = 80
+PSNR_BOUND = 11.0  # dB; the random start scores about 9.8 dB on this image
+
+
+def _budget(steps: int = STEPS, **overrides) -> inverting.InvertingConfig:
+    optim = OptimConfig(
+        optimizer="adam", lr=0.1, max_iterations=steps, box_constraint=True
+    )
+    return inverting.InvertingConfig(optim=optim, **{"tv_weight": 1e-4, **overrides})
+
+
+def _victim(cifar10, count: int = 1, seed: int = 0):
+    images, labels, _ = data.sample_victims(cifar10, count, seed)
+    return images, labels
+
+
+def _net(seed: int = 0) -> torch.nn.Module:
+    return models.build_model(MODEL, INFO, seed=seed).eval()
+
+
+def _psnr(result, truth) -> float:
+    return float(metrics.psnr(result.images, truth).mean())
+
+
+@pytest.fixture(scope="module")
+def cosine_run(cifar10):
+    truth, labels = _victim(cifar10)
+    observation = fl.observe_fedsgd(
+        _net(), truth, labels, num_classes=10, reveal_labels=True
+    )
+    result = inverting.reconstruct(observation, _budget(), seed=0)
+    return observation, truth, result
+
+
+def test_untrained_convnet_reaches_the_stated_psnr(cosine_run):
+    _, truth, result = cosine_run
+    assert _psnr(result, truth) > PSNR_BOUND
+    assert result.evaluations == STEPS and not result.diverged
+
+
+def test_cosine_beats_l2_lbfgs_on_the_same_budget(cosine_run):
+    observation, truth, result = cosine_run
+    # DLG's attack with the same number of loss evaluations (20 per L-BFGS step).
+    lbfgs = OptimConfig(
+        optimizer="lbfgs", lr=1.0, max_iterations=STEPS // 20, on_divergence="stop"
+    )
+    baseline = inverting.reconstruct_l2_lbfgs(observation, lbfgs, seed=0)
+    assert baseline.evaluations <= STEPS
+    assert _psnr(result, truth) > _psnr(baseline, truth) + 0.5
+
+
+def test_cosine_beats_l2_with_the_same_optimizer(cosine_run):
+    observation, truth, result = cosine_run
+    l2 = inverting.reconstruct(observation, _budget(cost="l2"), seed=0)
+    assert _psnr(result, truth) > _psnr(l2, truth)
+
+
+def test_fedavg_attack_beats_one_that_ignores_the_local_steps(cifar10):
+    truth, labels = _victim(cifar10, seed=3)
+    observation = fl.observe_fedavg(
+        _net(),
+        truth,
+        labels,
+        num_classes=10,
+        local_lr=0.5,
+        local_steps=3,
+        reveal_labels=True,
+    )
+    config = _budget(40)
+    unrolled = inverting.reconstruct(observation, config, seed=0)
+    ignoring = inverting.reconstruct(
+        experiment.as_gradient(observation), config, seed=0
+    )
+    assert _psnr(unrolled, truth) > _psnr(ignoring, truth) + 0.3
+
+
+def test_batched_restarts_equal_sequential_ones(cifar10):
+    truth, labels = _victim(cifar10, 2)
+    observation = fl.observe_fedsgd(
+        _net(), truth, labels, num_classes=10, reveal_labels=True
+    )
+    optim = OptimConfig(
+        optimizer="adam", lr=0.1, max_iterations=4, restarts=3, box_constraint=True
+    )
+    batched = inverting.reconstruct(
+        observation, inverting.InvertingConfig(optim=optim), seed=1
+    )
+    sequential = inverting.reconstruct(
+        observation,
+        inverting.InvertingConfig(optim=optim, batched_restarts=False),
+        seed=1,
+    )
+    assert batched.restart == sequential.restart
+    assert batched.loss == pytest.approx(sequential.loss, rel=1e-4)
+    assert torch.allclose(batched.images, sequential.images, atol=1e-4)
+
+
+def test_the_best_restart_has_the_lowest_loss_and_images_stay_in_the_box(cifar10):
+    truth, labels = _victim(cifar10)
+    observation = fl.observe_fedsgd(
+        _net(), truth, labels, num_classes=10, reveal_labels=True
+    )
+    optim = OptimConfig(
+        optimizer="adam", lr=0.1, max_iterations=3, restarts=3, box_constraint=True
+    )
+    config = inverting.InvertingConfig(optim=optim)
+    result = inverting.reconstruct(observation, config, seed=2)
+    singles = [
+        inverting.reconstruct(
+            observation,
+            inverting.InvertingConfig(
+                optim=OptimConfig(
+                    optimizer="adam", lr=0.1, max_iterations=3, box_constraint=True
+                )
+            ),
+            seed=2,
+        ).loss
+    ]
+    assert result.loss <= singles[0] + 1e-6
+    assert result.images.min() >= 0 and result.images.max() <= 1
+
+
+def test_layer_choice_and_the_truth_do_not_leak(cifar10):
+    truth, labels = _victim(cifar10)
+    observation = fl.observe_fedsgd(
+        _net(), truth, labels, num_classes=10, reveal_labels=True
+    )
+    config = _budget(3, layers=(0, 1))
+    blind = inverting.reconstruct(observation, config, seed=0)
+    watched = inverting.reconstruct(observation, config, seed=0, truth=truth)
+    assert torch.equal(blind.images, watched.images)
+    assert "psnr" in watched.history[-1]
+    with pytest.raises(ValueError, match="layers"):
+        inverting.reconstruct(observation, _budget(1, layers=(999,)), seed=0)
+
+
+def test_labels_are_inferred_from_a_gradient_and_from_a_fedavg_update(cifar10):
+    truth, labels = experiment.distinct_label_victims(cifar10, 4, seed=0)
+    net = _net()
+    gradient = fl.observe_fedsgd(net, truth, labels, num_classes=10)
+    update = fl.observe_fedavg(
+        net, truth, labels, num_classes=10, local_lr=1e-3, local_steps=2
+    )
+    for observation in (gradient, update):
+        inferred = inverting.infer_labels(observation)
+        assert metrics.label_accuracy(inferred, labels) == 1.0
+
+
+def test_batch_matching_recovers_the_permutation(cifar10):
+    truth, _ = _victim(cifar10, 5)
+    order = torch.tensor([3, 0, 4, 1, 2])
+    shuffled = truth[order] + 0.01 * torch.randn_like(truth)
+    matched = metrics.best_matching(shuffled, truth)
+    assert torch.equal(order[matched], torch.arange(5))
+
+
+def test_fedavg_with_one_step_is_minus_lr_times_the_gradient(cifar10):
+    truth, labels = _victim(cifar10, 2)
+    net = _net()
+    update = fl.observe_fedavg(
+        net, truth, labels, num_classes=10, local_lr=0.1, local_steps=1
+    )
+    gradient = fl.fedsgd_gradient(net, truth, labels)
+    for u, g in zip(update.gradients, gradient, strict=True):
+        assert torch.allclose(u, -0.1 * g, atol=1e-6)
+    assert update.update_kind == "weight_difference" and update.local_steps == 1
+
+
+def test_local_schedule_cycles_minibatches():
+    parts = fl.local_schedule(4, 3, 2)
+    assert parts == [slice(0, 2), slice(2, 4), slice(0, 2)]
+    with pytest.raises(ValueError):
+        fl.local_schedule(4, 1, 5)
+
+
+@pytest.mark.parametrize("name", ["convnet", "resnet18", "resnet20-4", "resnet32-10"])
+def test_paper_models_build_and_run(name):
+    net = models.build_model(name, INFO, seed=0).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_convnet_has_eight_convolutions_and_its_width():
+    net = models.build_model("convnet32", INFO, seed=0)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 8 and convs[0].out_channels == 32
+    assert net.fc.in_features == 36 * 32
+
+
+def test_lr_milestones_follow_the_code():
+    assert inverting.lr_milestones(4800) == [1799, 2999, 4203]
+    assert inverting.lr_milestones(24000) == [8998, 14999, 21015]
+
+
+def test_trainer_caches_and_reuses(tmp_path, monkeypatch, cifar10):
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    kwargs = dict(epochs=1, seed=0, device=torch.device("cpu"), num_images=64)
+    first = training.trained_model("convnet8", "cifar10", **kwargs)
+    second = training.trained_model("convnet8", "cifar10", **kwargs)
+    assert not first.cached and second.cached and first.path == second.path
+    assert first.path.is_file() and first.path.parent.name == "models"
+    for a, b in zip(
+        first.model.state_dict().values(),
+        second.model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+
+
+def test_lpips_is_optional():
+    score = metrics.lpips(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert score is None or score.shape == (1,)
+
+
+def test_notebook_parameters_are_checked():
+    good = {
+        "profile": "cpu",
+        "dataset": "cifar10",
+        "model": "convnet16",
+        "num_trials": 1,
+        "seed": 0,
+        "device": "cpu",
+        "max_iterations": 1,
+        "lr": 0.1,
+        "tv_weight": 1e-4,
+        "restarts": 1,
+        "lbfgs_iterations": 1,
+        "train_epochs": 1,
+        "train_images": 0,
+        "train_lr": 0.1,
+        "fedavg_epochs": "1,2",
+        "fedavg_images": "1",
+        "fedavg_lrs": "0.1",
+        "fedavg_batch_size": 0,
+        "fedavg_iterations": 1,
+        "batch_sizes": "1,2",
+        "batch_iterations": 1,
+        "num_shown": 3,
+    }
+    assert experiment.check(good)["num_shown"] == 1
+    with pytest.raises(ParameterError, match="batch_sizes"):
+        experiment.check({**good, "batch_sizes": "1,12"})
+    with pytest.raises(ParameterError, match="fedavg_lrs"):
+        experiment.check({**good, "fedavg_lrs": "fast"})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_every_profile_passes_the_notebook_check(profile):
+    from pathlib import Path
+
+    from gi_lib import runner
+
+    root = Path(__file__).resolve().parents[1]
+    notebook = runner.read_notebook(
+        root / "notebooks" / "attacks" / "inverting_gradients.py"
+    )
+    values = runner.parameter_defaults(notebook)
+    overrides = runner.load_profile(root / "notebooks" / "profiles", profile)
+    values.update(overrides.get("attacks/inverting_gradients", {}), profile=profile)
+    experiment.check(values)
