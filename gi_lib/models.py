@@ -235,3 +235,94 @@ CIFAR_RESNETS: dict[str, tuple[tuple[int, ...], int]] = {
 }
 for _name, (_blocks, _base) in CIFAR_RESNETS.items():
     register_model(_name)(lambda info, _b=_blocks, _w=_base: CifarResNet(info, _b, _w))
+
+
+# ---------------------------------------------------------------------------
+# R-GAP's small networks (Zhu and Blaschko, ICLR 2021)
+# ---------------------------------------------------------------------------
+
+
+class RGAPBlock(nn.Module):
+    """One R-GAP layer: a bias-free linear map (``layer``) then ``act``."""
+
+    def __init__(self, layer: nn.Conv2d | nn.Linear, act: nn.Module) -> None:
+        super().__init__()
+        if layer.bias is not None:
+            raise ValueError("R-GAP's layers have no bias.")
+        self.layer = layer
+        self.act = act
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.layer, nn.Linear):
+            inputs = inputs.flatten(1)
+        return self.act(self.layer(inputs))
+
+
+# (out_channels, kernel, stride, padding) of each convolution.
+ConvSpec = tuple[int, int, int, int]
+# CNN6 of the official code; CNN6-d narrows the second convolution to 20.
+CNN6_CONVS: tuple[ConvSpec, ...] = (
+    (12, 4, 2, 2),
+    (36, 3, 2, 1),
+    (36, 3, 1, 1),
+    (36, 3, 1, 1),
+    (64, 3, 2, 1),
+    (128, 3, 1, 1),
+)
+CNN6D_CONVS: tuple[ConvSpec, ...] = ((12, 4, 2, 2), (20, 3, 2, 1), *CNN6_CONVS[2:])
+
+
+class RGAPNet(nn.Module):
+    """The networks R-GAP attacks: bias-free layers with invertible activations.
+
+    Convolutions (``convs``) and then fully-connected layers of widths
+    ``hidden``, each followed by LeakyReLU (negative slope ``slope``, 0.2 in
+    the paper), and a bias-free linear head with a single logit and no
+    activation: the paper trains with the logistic loss on two classes
+    (:func:`gi_lib.attacks.rgap.logistic_loss`). PyTorch's default
+    initialisation, as in the official code; no normalisation layer (the
+    official code feeds [0, 1] images).
+
+    ``body`` is the list of :class:`RGAPBlock`, input to output; R-GAP walks it
+    backwards.
+    """
+
+    def __init__(
+        self,
+        info: DatasetInfo,
+        convs: tuple[ConvSpec, ...] = (),
+        hidden: tuple[int, ...] = (),
+        slope: float = 0.2,
+    ) -> None:
+        super().__init__()
+        blocks: list[RGAPBlock] = []
+        channels, side = info.channels, info.image_size
+        for out_channels, kernel, stride, padding in convs:
+            conv = nn.Conv2d(
+                channels, out_channels, kernel, stride, padding, bias=False
+            )
+            blocks.append(RGAPBlock(conv, nn.LeakyReLU(slope)))
+            channels, side = out_channels, (side + 2 * padding - kernel) // stride + 1
+            if side < 1:
+                raise ValueError(f"convolutions {convs} leave no pixels.")
+        features = channels * side * side
+        for width in hidden:
+            blocks.append(
+                RGAPBlock(nn.Linear(features, width, bias=False), nn.LeakyReLU(slope))
+            )
+            features = width
+        blocks.append(RGAPBlock(nn.Linear(features, 1, bias=False), nn.Identity()))
+        self.body = nn.ModuleList(blocks)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out = images
+        for block in self.body:
+            out = block(out)
+        return out
+
+
+register_model("cnn6")(lambda info: RGAPNet(info, CNN6_CONVS))
+register_model("cnn6d")(lambda info: RGAPNet(info, CNN6D_CONVS))
+# FCN3: two hidden layers of 1000 and 100 units (the official code also puts a
+# LeakyReLU on the single output logit; here the head is linear, as for CNN6).
+register_model("fcn3")(lambda info: RGAPNet(info, hidden=(1000, 100)))

@@ -64,6 +64,7 @@ PAPERS: tuple[Paper, ...] = (
         "ICLR 2021",
         "attack",
         "rank of the coefficient matrix",
+        "attacks/rgap",
     ),
     Paper(
         "gradinversion",
@@ -88,6 +89,7 @@ PAPERS: tuple[Paper, ...] = (
         "NeurIPS 2021",
         "attack",
         "batch indices",
+        "attacks/cafe",
     ),
     Paper(
         "dpsgd",

@@ -157,7 +157,7 @@ def test_seed_table_links_notebooks_present_and_shows_status() -> None:
     rows = {row[0]: row for row in _table_rows(text)}
     assert rows["DLG"][-1] == "replicated: {doc}`notebook </notebooks/attacks/dlg>`"
     assert rows["iDLG"][-1] == "replicated (notebook `attacks/idlg` not in this build)"
-    assert rows["R-GAP"][-1] == "planned"
+    assert rows["GradInversion"][-1] == "planned"
 
 
 def test_generate_writes_pages_and_mathjax(tmp_path: Path) -> None:

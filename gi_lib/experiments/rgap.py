@@ -1,0 +1,440 @@
+"""The R-GAP notebook's experiments: R-GAP against DLG, and rank versus quality."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from gi_lib import data, metrics, models, plots
+from gi_lib.attacks import rgap
+from gi_lib.attacks.base import (
+    OptimConfig,
+    attack_generator,
+    l2_gradient_distance,
+    optimize,
+    simulated_gradients,
+)
+from gi_lib.experiments.single_image import single_thread
+from gi_lib.fl import Observation
+from gi_lib.params import (
+    Param,
+    check_parameters,
+    common_parameters,
+    resolve_device,
+    split_list,
+)
+from gi_lib.results import ResultRow
+
+NOTEBOOK = "rgap"
+RGAP_MODELS = ("cnn6", "cnn6d", "fcn3")
+PARAMETERS: dict[str, Param] = {
+    **common_parameters(),
+    "deficient_model": Param(
+        str, choices=RGAP_MODELS, help="the rank-deficient variant attacked beside"
+    ),
+    "dlg_iterations": Param(int, minimum=1, help="L-BFGS steps of the DLG baseline"),
+    "sweep_widths": Param(
+        str, help="comma-separated widths of CNN6's second convolution"
+    ),
+    "sweep_strides": Param(
+        str, help="comma-separated strides of CNN6's first convolution"
+    ),
+    "sweep_images": Param(int, minimum=1, help="images attacked per swept network"),
+    "success_psnr": Param(float, minimum=0, help="PSNR (dB) counted as a recovery"),
+}
+NO_PAPER_NUMBER = (
+    "no paper value: the paper's numbers could not be read from the sources "
+    "available here, so none is cited"
+)
+
+
+def _ints(name: str, value: str) -> list[int]:
+    try:
+        numbers = [int(v) for v in split_list(value)]
+    except ValueError:
+        raise ValueError(
+            f"{name} must be comma-separated integers, got {value!r}."
+        ) from None
+    if not numbers or min(numbers) < 1:
+        raise ValueError(f"{name} needs positive integers, got {value!r}.")
+    return numbers
+
+
+def check(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
+    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
+    for name in ("model", "deficient_model"):
+        if params[name] not in RGAP_MODELS:
+            raise ValueError(
+                f"{name}={params[name]!r}: R-GAP needs one of {', '.join(RGAP_MODELS)}."
+            )
+    _ints("sweep_widths", params["sweep_widths"])
+    _ints("sweep_strides", params["sweep_strides"])
+    return params
+
+
+def dlg_logistic(
+    observation: Observation, *, iterations: int, seed: int, truth: torch.Tensor
+) -> torch.Tensor:
+    """DLG on the same gradient and loss as R-GAP, with the label given to it too.
+
+    Random normal dummy image, L-BFGS (step 1, DLG's setting) on the squared
+    L2 distance between gradients under the logistic loss.
+    """
+    labels = observation.labels
+    assert labels is not None
+
+    def objective(images: torch.Tensor, extra: list[torch.Tensor]) -> torch.Tensor:
+        dummy = simulated_gradients(
+            observation.model, images, labels, rgap.logistic_loss
+        )
+        return l2_gradient_distance(dummy, observation.gradients)
+
+    generator = attack_generator(seed, 0, observation.device)
+    images = torch.randn(
+        (1, *observation.image_shape), generator=generator, device=observation.device
+    )
+    config = OptimConfig(
+        optimizer="lbfgs", lr=1.0, max_iterations=iterations, on_divergence="stop"
+    )
+    run = optimize(objective, images, [], config, description="DLG")
+    return run.images.clamp(0, 1)
+
+
+@dataclass
+class Attack:
+    """One image attacked on one network by R-GAP (and maybe DLG)."""
+
+    model: str
+    index: int
+    truth: torch.Tensor
+    rgap_image: torch.Tensor
+    rgap_psnr: float
+    rgap_mse: float
+    rgap_seconds: float
+    layers: list[rgap.LayerSolve]
+    dlg_image: torch.Tensor | None = None
+    dlg_psnr: float | None = None
+    dlg_mse: float | None = None
+    dlg_seconds: float | None = None
+
+
+def attack_image(
+    net: torch.nn.Module,
+    truth: torch.Tensor,
+    *,
+    name: str,
+    index: int,
+    dlg_iterations: int | None,
+    seed: int,
+    numerical_rank: bool = False,
+) -> Attack:
+    """Observe one image's gradient on ``net`` and attack it (R-GAP, then DLG)."""
+    labels = rgap.wrong_labels(net, truth)
+    observation = rgap.observe(net, truth, labels)
+    start = time.perf_counter()
+    result = rgap.reconstruct(
+        observation, rgap.RGAPConfig(numerical_rank=numerical_rank)
+    )
+    seconds = time.perf_counter() - start
+    attack = Attack(
+        model=name,
+        index=index,
+        truth=truth[0].cpu(),
+        rgap_image=result.images[0].cpu(),
+        rgap_psnr=float(metrics.psnr(result.images, truth)[0]),
+        rgap_mse=float(metrics.mse(result.images, truth)[0]),
+        rgap_seconds=seconds,
+        layers=result.layers,
+    )
+    if dlg_iterations is not None:
+        start = time.perf_counter()
+        image = dlg_logistic(
+            observation, iterations=dlg_iterations, seed=seed, truth=truth
+        )
+        attack.dlg_seconds = time.perf_counter() - start
+        attack.dlg_image = image[0].cpu()
+        attack.dlg_psnr = float(metrics.psnr(image, truth)[0])
+        attack.dlg_mse = float(metrics.mse(image, truth)[0])
+    return attack
+
+
+@dataclass
+class SweepPoint:
+    """One swept network: its change, counted and measured deficiency, PSNR."""
+
+    label: str
+    varied: str
+    value: int
+    counted_deficiency: int
+    numerical_deficiency: int
+    psnr: float
+
+
+@dataclass
+class RGAPRun:
+    """Everything the notebook shows."""
+
+    params: dict[str, Any]
+    device: torch.device
+    attacks: list[Attack]
+    counts: dict[str, list[rgap.LayerCount]]
+    sweep: list[SweepPoint] = field(default_factory=list)
+
+    def of(self, model: str) -> list[Attack]:
+        return [a for a in self.attacks if a.model == model]
+
+
+def swept_network(
+    info: data.DatasetInfo, *, width: int, stride: int, seed: int
+) -> torch.nn.Module:
+    """CNN6 with its second convolution ``width`` wide, first one ``stride`` apart,
+    initialised from ``seed``."""
+    convs = list(models.CNN6_CONVS)
+    first, second = convs[0], convs[1]
+    convs[0] = (first[0], first[1], stride, first[3])
+    convs[1] = (width, second[1], second[2], second[3])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return models.RGAPNet(info, tuple(convs))
+
+
+def run(params: dict[str, Any], *, progress: bool = True) -> RGAPRun:
+    """Attack ``num_trials`` images on the full-rank and the deficient network,
+    then one or more images on each swept network."""
+    device = resolve_device(params["device"])
+    if device.type != "cpu":
+        device = torch.device("cpu")  # closed-form float64 linear algebra: CPU
+    with single_thread(device):
+        return _run(params, device, progress)
+
+
+def _run(params: dict[str, Any], device: torch.device, progress: bool) -> RGAPRun:
+    info = data.dataset_info(params["dataset"])
+    seed = params["seed"]
+    count = max(params["num_trials"], params["sweep_images"])
+    victims, _, _ = data.sample_victims(
+        data.load_dataset(params["dataset"]), count, seed
+    )
+    attacks, counts = [], {}
+    for name in dict.fromkeys((params["model"], params["deficient_model"])):
+        net = models.build_model(name, info, seed=seed)
+        counts[name] = rgap.rank_analysis(net, victims.shape[1:])
+        for i in range(params["num_trials"]):
+            attacks.append(
+                attack_image(
+                    net,
+                    victims[i : i + 1],
+                    name=name,
+                    index=i,
+                    dlg_iterations=params["dlg_iterations"],
+                    seed=seed + i,
+                )
+            )
+            if progress:
+                print(
+                    f"{name} #{i}: R-GAP {attacks[-1].rgap_psnr:.1f} dB, "
+                    f"DLG {attacks[-1].dlg_psnr:.1f} dB",
+                    flush=True,
+                )
+    result = RGAPRun(params=params, device=device, attacks=attacks, counts=counts)
+    if info.image_size != 32 or info.channels != 3:
+        return result  # the sweep varies CIFAR's CNN6
+    settings = [
+        ("width", w, w, 2) for w in _ints("sweep_widths", params["sweep_widths"])
+    ]
+    settings += [
+        ("stride", s, 36, s) for s in _ints("sweep_strides", params["sweep_strides"])
+    ]
+    for varied, value, width, stride in settings:
+        net = swept_network(info, width=width, stride=stride, seed=seed)
+        counted = rgap.rank_deficiency_index(rgap.rank_analysis(net, victims.shape[1:]))
+        for i in range(params["sweep_images"]):
+            attack = attack_image(
+                net,
+                victims[i : i + 1],
+                name=f"{varied}={value}",
+                index=i,
+                dlg_iterations=None,
+                seed=seed + i,
+                numerical_rank=True,
+            )
+            measured = sum(layer.deficiency or 0 for layer in attack.layers)
+            result.sweep.append(
+                SweepPoint(
+                    f"{varied} {value}",
+                    varied,
+                    value,
+                    counted,
+                    measured,
+                    attack.rgap_psnr,
+                )
+            )
+    return result
+
+
+def examples_figure(result: RGAPRun) -> Figure:
+    """Rows: attacked images; columns: truth, then R-GAP and DLG per network."""
+    names = list(result.counts)
+    columns = ["truth"]
+    for name in names:
+        columns += [f"R-GAP {name}", f"DLG {name}"]
+    rows, titles = [], []
+    for i in range(result.params["num_trials"]):
+        row = [result.of(names[0])[i].truth]
+        for name in names:
+            attack = result.of(name)[i]
+            row += [attack.rgap_image, attack.dlg_image]
+        rows.append(row)
+        titles.append(f"#{i}")
+    return plots.image_rows(rows, columns, titles)
+
+
+def sweep_figure(result: RGAPRun) -> Figure:
+    """PSNR of R-GAP against the measured rank deficiency of the swept networks."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 3.3))
+    for i, varied in enumerate(("width", "stride")):
+        points = [p for p in result.sweep if p.varied == varied]
+        axis.scatter(
+            [p.numerical_deficiency for p in points],
+            [p.psnr for p in points],
+            color=plots.PALETTE[i],
+            label=f"{varied} of conv {1 if varied == 'stride' else 2}",
+        )
+        for p in points:
+            axis.annotate(str(p.value), (p.numerical_deficiency, p.psnr), fontsize=7)
+    axis.axhline(
+        result.params["success_psnr"], color="black", linestyle="--", linewidth=0.8
+    )
+    axis.set_xscale("symlog", linthresh=10)
+    axis.set_xlabel("unknowns minus rank, summed over layers")
+    axis.set_ylabel("R-GAP PSNR (dB)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def rank_frame(result: RGAPRun):  # noqa: ANN201 - pandas imported lazily
+    """Per-layer counts of both networks, with the measured rank of trial 0."""
+    import pandas as pd
+
+    records = []
+    for name, counts in result.counts.items():
+        layers = result.of(name)[0].layers
+        for count, solve in zip(counts, layers, strict=True):
+            records.append(
+                {
+                    "network": name,
+                    "layer": count.index,
+                    "kind": count.kind,
+                    "input": "x".join(map(str, count.input_shape)),
+                    "unknowns": count.unknowns,
+                    "weight eq.": count.weight_constraints,
+                    "gradient eq.": count.gradient_constraints,
+                    "shared": count.shared,
+                    "counted deficiency": count.deficiency,
+                    "residual": f"{solve.residual:.1e}",
+                }
+            )
+    return pd.DataFrame(records)
+
+
+def sweep_frame(result: RGAPRun):  # noqa: ANN201
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "network": p.label,
+                "counted deficiency": p.counted_deficiency,
+                "unknowns minus rank": p.numerical_deficiency,
+                "R-GAP PSNR (dB)": round(p.psnr, 1),
+            }
+            for p in result.sweep
+        ]
+    )
+
+
+def _mean(values: list[float]) -> float:
+    return float(torch.tensor(values, dtype=torch.float64).mean())
+
+
+def rows(result: RGAPRun) -> list[ResultRow]:
+    """Scorecard rows: PSNR, MSE and seconds of R-GAP and DLG per network."""
+    out = []
+    dataset = result.params["dataset"]
+    for name in result.counts:
+        attacks = result.of(name)
+        n = len(attacks)
+        ra = rgap.rank_deficiency_index(result.counts[name])
+        for method, key in (("rgap", "rgap"), ("dlg", "dlg")):
+            experiment = f"{dataset}/{name}/{method}"
+            note = (
+                f"mean over {n} images; counted rank deficiency {ra}; {NO_PAPER_NUMBER}"
+            )
+            out += [
+                ResultRow.against(
+                    experiment,
+                    "psnr",
+                    _mean([getattr(a, f"{key}_psnr") for a in attacks]),
+                    None,
+                    note,
+                ),
+                ResultRow.against(
+                    experiment,
+                    "mse",
+                    _mean([getattr(a, f"{key}_mse") for a in attacks]),
+                    None,
+                    f"mean over {n} images",
+                ),
+                ResultRow.against(
+                    experiment,
+                    "seconds",
+                    _mean([getattr(a, f"{key}_seconds") for a in attacks]),
+                    None,
+                    "per image, one CPU thread"
+                    + (
+                        f", {result.params['dlg_iterations']} L-BFGS steps"
+                        if method == "dlg"
+                        else ""
+                    ),
+                ),
+            ]
+    for point in result.sweep:
+        out.append(
+            ResultRow.against(
+                f"{dataset}/cnn6-{point.varied}{point.value}/rgap",
+                "psnr",
+                point.psnr,
+                None,
+                f"unknowns minus rank {point.numerical_deficiency}, counted "
+                f"deficiency {point.counted_deficiency}",
+            )
+        )
+    return out
+
+
+def summary_text(result: RGAPRun) -> str:
+    """One sentence with this run's numbers for the page's prose."""
+    parts = []
+    for name in result.counts:
+        attacks = result.of(name)
+        parts.append(
+            f"on {name} (counted rank deficiency "
+            f"{rgap.rank_deficiency_index(result.counts[name])}), R-GAP reaches "
+            f"{_mean([a.rgap_psnr for a in attacks]):.1f} dB and DLG "
+            f"{_mean([a.dlg_psnr for a in attacks]):.1f} dB mean PSNR over "
+            f"{len(attacks)} images, R-GAP in "
+            f"{_mean([a.rgap_seconds for a in attacks]):.1f} s "
+            f"and DLG in {_mean([a.dlg_seconds for a in attacks]):.1f} s per image"
+        )
+    return (
+        f"In this run ({result.params['profile']} profile): " + "; ".join(parts) + "."
+    )

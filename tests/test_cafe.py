@@ -1,0 +1,110 @@
+"""CAFE in vertical FL: step 1 is exact, it beats DLG on a large batch, and the
+server's view holds no party features."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from gi_lib import data, fl, metrics
+from gi_lib.attacks import cafe
+from gi_lib.experiments import cafe as experiment
+
+CAFE_PSNR = 30.0  # dB, every sample of the training set
+DLG_CEILING = 20.0  # dB, DLG on one batch of the same size
+
+
+def _training(mnist, *, samples: int, batch: int, parties: int = 2, seed: int = 0):
+    images, labels, _ = data.sample_victims(mnist, samples, seed=seed)
+    training = experiment.setup(
+        images,
+        labels,
+        num_parties=parties,
+        batch_size=batch,
+        lr=0.0,
+        seed=seed,
+        num_classes=10,
+    )
+    return training, images, labels
+
+
+def test_step1_recovers_the_first_layer_gradients(mnist):
+    training, images, labels = _training(mnist, samples=12, batch=6)
+    attacker = experiment.attacker_for(training, seed=0)
+    attacker.config = cafe.CAFEConfig(warmup_steps=10**9)  # steps 1 and 2 only
+    for _ in range(40):
+        attacker.update(training.step())
+    model = training.model
+    slices = fl.split_features(images, 2)
+    for m, party in enumerate(model.parties):
+        hidden = party.first_fc(party.features(slices[m]))
+        embeddings = [p(s) for p, s in zip(model.parties, slices, strict=True)]
+        embeddings[m] = party.embed(torch.relu(hidden))
+        loss = fl.cross_entropy(model.top(torch.cat(embeddings, 1)), labels)
+        # The batch loss is a mean over 6 samples, this one over all 12.
+        truth = torch.autograd.grad(loss, hidden)[0] * 12 / 6
+        error = (attacker.output_gradients[m] - truth).norm() / truth.norm()
+        assert error < 1e-3
+        features = party.features(slices[m]).detach()
+        error = (attacker.first_inputs[m] - features).norm() / features.norm()
+        assert error < 1e-2
+
+
+def test_cafe_recovers_a_batch_that_dlg_cannot(mnist):
+    # DLG gets one step's gradient of a batch of 20; CAFE sees the same batch
+    # size over 150 steps of training on 40 samples.
+    samples, batch = 40, 20
+    run = experiment.run_cafe(
+        *data.sample_victims(mnist, samples, seed=1)[:2],
+        num_parties=2,
+        batch_size=batch,
+        iterations=150,
+        lr=0.0,
+        seed=1,
+        num_classes=10,
+    )
+    assert float(run.psnr.min()) > CAFE_PSNR
+    training, images, _ = _training(mnist, samples=samples, batch=batch, seed=1)
+    observation = training.step()
+    dummy = experiment.dlg_vertical(observation, iterations=30, seed=1)
+    truth = images[observation.indices]
+    order = metrics.best_matching(dummy, truth)
+    assert float(metrics.psnr(dummy[order], truth).mean()) < DLG_CEILING
+
+
+def test_the_server_view_holds_no_features(mnist):
+    training, images, _ = _training(mnist, samples=10, batch=5)
+    slices = fl.split_features(images, 2)
+    observations = [training.step() for _ in range(60)]
+    names = {f.name for f in dataclasses.fields(fl.VerticalObservation)}
+    assert names == {
+        "step",
+        "indices",
+        "labels",
+        "model",
+        "top_gradients",
+        "party_gradients",
+        "embeddings",
+    }
+    for observation in observations[:3]:
+        sent = [observation.indices, observation.labels, *observation.embeddings]
+        sent += list(observation.top_gradients)
+        sent += [g for p in observation.party_gradients for g in p]
+        for tensor in sent:
+            for features in slices:
+                assert tensor.shape[1:] != features.shape[1:]
+    # Poison the parties' private features once training is over: an attack
+    # that only reads what the server saw is unaffected.
+    for party in training._parties:
+        party._Party__features.fill_(math.nan)
+    attacker = experiment.attacker_for(training, seed=0)
+    for observation in observations:
+        attacker.update(observation)
+    assert torch.isfinite(attacker.images()).all()
+    assert float(metrics.psnr(attacker.images(), images).mean()) > 20.0
+
+
+def test_batch_larger_than_the_set_is_rejected(mnist):
+    with pytest.raises(ValueError, match="batch_size"):
+        _training(mnist, samples=4, batch=5)
