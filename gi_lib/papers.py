@@ -98,6 +98,7 @@ PAPERS: tuple[Paper, ...] = (
         "CCS 2016",
         "plaintext defense",
         "",
+        "defenses/dpsgd",
     ),
     Paper(
         "pruning",
@@ -106,6 +107,7 @@ PAPERS: tuple[Paper, ...] = (
         "NeurIPS 2019",
         "plaintext defense",
         "",
+        "defenses/pruning",
     ),
     Paper(
         "mixup",
@@ -114,6 +116,7 @@ PAPERS: tuple[Paper, ...] = (
         "ICLR 2018",
         "plaintext defense",
         "",
+        "defenses/mixup",
     ),
     Paper(
         "instahide",
@@ -122,6 +125,7 @@ PAPERS: tuple[Paper, ...] = (
         "ICML 2020",
         "plaintext defense",
         "",
+        "defenses/instahide",
     ),
     Paper(
         "secagg",

@@ -1,0 +1,194 @@
+"""What a defense costs in accuracy: train with it, test on clean images.
+
+:func:`train_with_defense` runs federated SGD as one client per mini-batch:
+every step encodes the batch and computes the update with the defense's
+:meth:`~gi_lib.defenses.base.Defense.client_gradients` (the code path the
+attacker observes), then the server applies it with SGD and momentum. Test
+accuracy is measured on clean test images (MixUp and InstaHide encode only
+training data). Results are cached as
+``cache_dir()/models/defended/<model>-<dataset>-<defense>-e<epochs>-s<seed>-n<images>-lr<lr>-b<batch>.pt``
+(written atomically), so notebooks that share a setting train it once.
+
+The general cached trainer (:mod:`gi_lib.training`) knows no defenses, so this
+loop is separate; it has no data augmentation, which short CPU runs do not
+need.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gi_lib import data, models
+from gi_lib._io import atomic_write
+from gi_lib.defenses.base import Defense
+from gi_lib.training import accuracy
+
+
+@dataclass
+class DefendedModel:
+    """A model trained under a defense, and its utility.
+
+    Attributes:
+        model: the trained network, in eval mode.
+        defense: the defense's label (:meth:`Defense.describe`).
+        test_accuracy: accuracy on up to ``test_images`` clean test images.
+        steps: optimiser steps taken (for DP-SGD's accountant).
+        sample_rate: batch size over training set size.
+        train_seconds: training time when it ran.
+        cached: loaded from the cache rather than trained now.
+    """
+
+    model: nn.Module
+    defense: str
+    test_accuracy: float
+    steps: int
+    sample_rate: float
+    train_seconds: float
+    cached: bool
+
+
+@functools.lru_cache(maxsize=8)
+def _split(
+    dataset: str, split: str, count: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # Cached: a notebook trains several defenses on the same images, and
+    # reading thousands of image files dominates short runs. Callers index
+    # these tensors and never write to them.
+    images = data.load_dataset(dataset, split)
+    size = len(images)  # type: ignore[arg-type]
+    x, y, _ = data.sample_victims(images, min(count, size), seed)
+    return x, y
+
+
+def cache_path(
+    model: str,
+    dataset: str,
+    defense: Defense,
+    *,
+    epochs: int,
+    seed: int,
+    num_images: int,
+    lr: float,
+    batch_size: int,
+) -> Path:
+    """The cache file of one defended training run."""
+    name = (
+        f"{model}-{dataset}-{defense.describe()}-e{epochs}-s{seed}-n{num_images}"
+        f"-lr{lr:g}-b{batch_size}.pt"
+    )
+    return data.cache_dir() / "models" / "defended" / name
+
+
+def train_with_defense(
+    model: str,
+    dataset: str,
+    defense: Defense,
+    *,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    num_images: int = 5000,
+    test_images: int = 2000,
+    lr: float = 0.05,
+    batch_size: int = 64,
+    prepare: Callable[[nn.Module], nn.Module] | None = None,
+    progress: bool = False,
+) -> DefendedModel:
+    """Train ``model`` on ``num_images`` training images with ``defense``.
+
+    Args:
+        model: a name from :mod:`gi_lib.models`.
+        dataset: data set name; its ``train`` split is used.
+        defense: applied on every step (``NoDefense()`` for the baseline).
+        epochs: passes over the training images.
+        seed: initialisation and batch order (the defense has its own seed).
+        device: where to train.
+        num_images: training images (a seeded sample).
+        test_images: clean test images for the accuracy.
+        lr: SGD step size (momentum 0.9, no weight decay).
+        batch_size: images per step.
+        prepare: transforms the freshly built model before training (DP-SGD's
+            :func:`~gi_lib.defenses.dpsgd.private_model`).
+        progress: show a progress bar.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    info = data.dataset_info(dataset)
+    net = models.build_model(model, info, seed=seed)
+    if prepare is not None:
+        net = prepare(net)
+    path = cache_path(
+        model,
+        dataset,
+        defense,
+        epochs=epochs,
+        seed=seed,
+        num_images=num_images,
+        lr=lr,
+        batch_size=batch_size,
+    )
+    if path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(saved["state_dict"])  # strict: every key must match
+        return DefendedModel(
+            model=net.to(device).eval(),
+            defense=defense.describe(),
+            test_accuracy=float(saved["test_accuracy"]),
+            steps=int(saved["steps"]),
+            sample_rate=float(saved["sample_rate"]),
+            train_seconds=float(saved["train_seconds"]),
+            cached=True,
+        )
+    images, labels = _split(dataset, "train", num_images, seed)
+    count = len(labels)
+    generator = torch.Generator().manual_seed(seed)
+    net.to(device).train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    parameters = [p for p in net.parameters() if p.requires_grad]
+    steps = 0
+    start = time.perf_counter()
+    for _ in tqdm(range(epochs), desc=defense.describe(), disable=not progress):
+        order = torch.randperm(count, generator=generator)
+        for first in range(0, count - batch_size + 1, batch_size):
+            index = order[first : first + batch_size]
+            batch, targets = defense.encode(
+                images[index].to(device), labels[index].to(device), info.num_classes
+            )
+            update = defense.client_gradients(net, batch, targets)
+            for parameter, gradient in zip(parameters, update, strict=True):
+                parameter.grad = gradient.to(parameter)
+            optimizer.step()
+            steps += 1
+    seconds = time.perf_counter() - start
+    test_x, test_y = _split(dataset, "test", test_images, seed + 1)
+    test_accuracy = accuracy(net, test_x, test_y, device)
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+            "test_accuracy": test_accuracy,
+            "steps": steps,
+            "sample_rate": batch_size / count,
+            "train_seconds": seconds,
+        },
+        buffer,
+    )
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+    return DefendedModel(
+        model=net.eval(),
+        defense=defense.describe(),
+        test_accuracy=test_accuracy,
+        steps=steps,
+        sample_rate=batch_size / count,
+        train_seconds=seconds,
+        cached=False,
+    )
