@@ -169,6 +169,7 @@ PAPERS: tuple[Paper, ...] = (
         "NeurIPS 2021",
         "evaluation",
         "",
+        notebook="evaluation/attacks_vs_defenses",
     ),
 )
 

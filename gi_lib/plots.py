@@ -134,3 +134,26 @@ def paper_vs_ours_bars(
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def scatter_labelled(
+    points: Mapping[str, tuple[float, float]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+) -> Figure:
+    """One labelled point per named ``(x, y)``, e.g. a privacy-utility trade-off."""
+    figure, axis = plt.subplots(figsize=(6.0, 3.8))
+    for i, (name, (x, y)) in enumerate(points.items()):
+        axis.scatter([x], [y], color=PALETTE[i % len(PALETTE)], s=28, zorder=3)
+        axis.annotate(
+            name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7
+        )
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    if title:
+        axis.set_title(title)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure

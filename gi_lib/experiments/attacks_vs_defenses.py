@@ -1,0 +1,592 @@
+"""Huang et al. (NeurIPS 2021): gradient inversion against defenses, re-evaluated.
+
+The attack is Inverting Gradients with a BatchNorm prior
+(:mod:`gi_lib.attacks.bn_prior`) on one client's FedSGD gradient of a batch,
+taken with BatchNorm in train mode on an early checkpoint of a BatchNorm
+network. Four experiments share the victims and the attack:
+
+1. **Main table**: attack PSNR/SSIM (LPIPS when its weights exist) and the
+   test accuracy of a model trained under each defense: none, gradient
+   pruning at several ratios, MixUp, Intra-InstaHide, and pruning combined
+   with MixUp and with Intra-InstaHide. The attacker has the paper's strong
+   assumptions (exact BatchNorm statistics, the labels the client trained on).
+2. **Assumptions**: no defense; BatchNorm statistics known or not crossed with
+   labels known or not.
+3. **Training course**: no defense; the same attack on checkpoints after
+   several epochs of training.
+4. **Privacy-utility**: attack PSNR against test accuracy, one point per
+   defense setting.
+
+Each defended batch is encoded by the defense with the client's other images
+as partners; attack quality is always measured against the private images,
+one-to-one matched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from tqdm import tqdm
+
+from gi_lib import data, fl, metrics, models, plots
+from gi_lib.attacks import bn_prior
+from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
+from gi_lib.defenses.base import Defense
+from gi_lib.defenses.utility import DefendedModel, train_with_defense
+from gi_lib.experiments.single_image import single_thread
+from gi_lib.params import (
+    Param,
+    check_parameters,
+    common_parameters,
+    resolve_device,
+    split_list,
+)
+from gi_lib.results import ResultRow
+
+NOTEBOOK = "attacks_vs_defenses"
+POOL_SIZE = 64
+PARAMETERS: dict[str, Param] = {
+    **common_parameters(),
+    "batch_size": Param(int, minimum=1, help="images in the attacked batch"),
+    "max_iterations": Param(int, minimum=1, help="attack iterations (Adam steps)"),
+    "lr": Param(float, minimum=1e-6, help="attack step size (normalised space)"),
+    "tv_weight": Param(float, minimum=0, help="TV weight, exact BN statistics"),
+    "bn_weight": Param(float, minimum=0, help="BN prior weight, exact statistics"),
+    "realistic_tv_weight": Param(float, minimum=0, help="TV weight, BN unknown"),
+    "realistic_bn_weight": Param(float, minimum=0, help="BN prior weight, unknown"),
+    "ratios": Param(str, help="comma-separated gradient pruning ratios in [0, 1]"),
+    "k": Param(int, minimum=2, maximum=8, help="images mixed by MixUp/InstaHide"),
+    "upper": Param(float, minimum=0.13, maximum=1.0, help="largest coefficient c_2"),
+    "combined_ratio": Param(float, minimum=0, maximum=1, help="pruning in combos"),
+    "combined_k": Param(int, minimum=2, maximum=8, help="images mixed in combos"),
+    "attack_epoch": Param(int, minimum=0, help="epochs of the attacked checkpoint"),
+    "checkpoints": Param(str, help="comma-separated epochs for the training course"),
+    "train_epochs": Param(int, minimum=1, help="epochs of the utility runs"),
+    "train_images": Param(int, minimum=64, help="training images of all runs"),
+    "train_lr": Param(float, minimum=1e-6, help="SGD step size of all runs"),
+    "train_batch_size": Param(int, minimum=2, help="images per training step"),
+    "num_shown": Param(int, minimum=1, help="images per batch shown in figures"),
+}
+PAPER_NOTE = (
+    "paper: ResNet-18, CIFAR-10, batch 16, full training; its table's numbers "
+    "are not entered (not verified from a source available to this build)"
+)
+
+DefenseMaker = Callable[[tuple[torch.Tensor, torch.Tensor] | None, int], Defense]
+"""``(pool or None, seed) -> Defense``; None mixes inside the training batch."""
+
+
+def ratios(value: str) -> list[float]:
+    """Parse the ``ratios`` parameter."""
+    try:
+        out = [float(v) for v in split_list(value)]
+    except ValueError as error:
+        raise ValueError(f"ratios must be numbers, got {value!r}.") from error
+    if not out or any(not 0 <= r <= 1 for r in out):
+        raise ValueError(f"ratios must lie in [0, 1], got {value!r}.")
+    return out
+
+
+def checkpoint_epochs(value: str) -> list[int]:
+    """Parse the ``checkpoints`` parameter (sorted, distinct, >= 0)."""
+    try:
+        out = sorted({int(v) for v in split_list(value)})
+    except ValueError as error:
+        raise ValueError(f"checkpoints must be integers, got {value!r}.") from error
+    if not out or out[0] < 0:
+        raise ValueError(f"checkpoints must be epochs >= 0, got {value!r}.")
+    return out
+
+
+def check(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the parameters (see :data:`PARAMETERS`)."""
+    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
+    ratios(params["ratios"])
+    checkpoint_epochs(params["checkpoints"])
+    for name in ("k", "combined_k"):
+        if params["upper"] < 1 / params[name]:
+            raise ValueError(
+                f"upper must be at least 1/{name} = {1 / params[name]:.3f}."
+            )
+    return params
+
+
+def _alpha(k: int) -> list[float]:
+    # GradAttack's and InstaHide's Dirichlet(3, 1, ..., 1): the private image
+    # tends to carry the largest weight.
+    return [3.0] + [1.0] * (k - 1)
+
+
+def defense_settings(params: Mapping[str, Any]) -> dict[str, DefenseMaker]:
+    """Setting label -> defense maker, in the order of the paper's table."""
+    info = data.dataset_info(params["dataset"])
+    k, ck, upper = params["k"], params["combined_k"], params["upper"]
+    cr = params["combined_ratio"]
+
+    def mixup(size: int) -> DefenseMaker:
+        return lambda pool, seed: MixUp(
+            size, alpha=_alpha(size), upper=upper, pool=pool, seed=seed
+        )
+
+    def instahide(size: int) -> DefenseMaker:
+        return lambda pool, seed: InstaHide(
+            size, upper=upper, pool=pool, center=info.mean, seed=seed
+        )
+
+    def pruned(inner: DefenseMaker) -> DefenseMaker:
+        return lambda pool, seed: Combined(
+            [inner(pool, seed), GradientPruning(cr)], seed=seed
+        )
+
+    out: dict[str, DefenseMaker] = {"none": lambda pool, seed: NoDefense(seed=seed)}
+    for ratio in ratios(params["ratios"]):
+        out[f"prune {ratio:g}"] = lambda pool, seed, r=ratio: GradientPruning(
+            r, seed=seed
+        )
+    out[f"MixUp k={k}"] = mixup(k)
+    out[f"Intra-InstaHide k={k}"] = instahide(k)
+    out[f"prune {cr:g} + MixUp k={ck}"] = pruned(mixup(ck))
+    out[f"prune {cr:g} + Intra-InstaHide k={ck}"] = pruned(instahide(ck))
+    return out
+
+
+class Recorded(Defense):
+    """Wraps a defense and keeps the batch the client actually trained on.
+
+    The exact BatchNorm statistics the strong attacker is granted are those of
+    this (encoded) batch.
+    """
+
+    def __init__(self, inner: Defense) -> None:
+        super().__init__(seed=inner.seed)
+        self.inner = inner
+        self.sent: torch.Tensor | None = None
+
+    def encode(
+        self, images: torch.Tensor, labels: torch.Tensor, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.inner.encode(images, labels, num_classes)
+        self.sent = images.detach()
+        return images, labels
+
+    def client_gradients(
+        self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        return self.inner.client_gradients(model, images, targets)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+@dataclass
+class Attacked:
+    """One attacked batch in one setting."""
+
+    setting: str
+    true_images: torch.Tensor
+    sent_images: torch.Tensor
+    images: torch.Tensor  # reconstruction, matched one-to-one to the truth
+    psnr: float
+    ssim: float
+    lpips: float | None
+    seconds: float
+
+
+def attack_batch(
+    net: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    defense: Defense,
+    *,
+    num_classes: int,
+    bn_known: bool,
+    labels_known: bool,
+    config: bn_prior.BNPriorConfig,
+    seed: int,
+    setting: str = "",
+) -> Attacked:
+    """One defended FedSGD step of ``net`` on a private batch, then the attack.
+
+    Args:
+        net: the global model (BatchNorm runs in train mode on the client).
+        images, labels: the client's private batch.
+        defense: what the client applies.
+        num_classes: number of classes.
+        bn_known: the attacker knows the exact BatchNorm statistics of the
+            batch the client trained on; otherwise its prior targets the
+            model's running statistics.
+        labels_known: the attacker is given the labels the client trained on
+            (MixUp's soft labels under MixUp); otherwise it infers them.
+        config: attack settings.
+        seed: the attack's initialisation.
+        setting: label stored with the result.
+    """
+    recorder = Recorded(defense)
+    observation = fl.observe_fedsgd(
+        net,
+        images,
+        labels,
+        num_classes=num_classes,
+        reveal_labels=labels_known,
+        model_mode="train",
+        defense=recorder,
+    )
+    assert recorder.sent is not None
+    target = (
+        bn_prior.batch_statistics(net, recorder.sent)
+        if bn_known
+        else bn_prior.running_statistics(net)
+    )
+    start = time.perf_counter()
+    result = bn_prior.reconstruct(
+        observation, config, bn_target=target, exact_statistics=bn_known, seed=seed
+    )
+    seconds = time.perf_counter() - start
+    matched = result.images[metrics.best_matching(result.images, images)]
+    lpips = metrics.lpips(matched, images)
+    return Attacked(
+        setting=setting,
+        true_images=images.cpu(),
+        sent_images=recorder.sent.cpu(),
+        images=matched.cpu(),
+        psnr=float(metrics.psnr(matched, images).mean()),
+        ssim=float(metrics.ssim(matched, images).mean()),
+        lpips=None if lpips is None else float(lpips.mean()),
+        seconds=seconds,
+    )
+
+
+ASSUMPTIONS = {
+    "BN known, labels known": (True, True),
+    "BN known, labels unknown": (True, False),
+    "BN unknown, labels known": (False, True),
+    "BN unknown, labels unknown": (False, False),
+}
+
+
+@dataclass
+class EvaluationRun:
+    """Everything the notebook shows."""
+
+    params: dict[str, Any]
+    device: torch.device
+    utility: dict[str, DefendedModel]
+    checkpoint_accuracy: dict[int, float]
+    defenses: dict[str, list[Attacked]]
+    assumptions: dict[str, list[Attacked]]
+    course: dict[int, list[Attacked]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def attack_config(
+    params: Mapping[str, Any], *, bn_known: bool
+) -> bn_prior.BNPriorConfig:
+    """GradAttack's weights: the strong ones with exact statistics, else realistic."""
+    prefix = "" if bn_known else "realistic_"
+    return bn_prior.BNPriorConfig(
+        max_iterations=params["max_iterations"],
+        lr=params["lr"],
+        tv_weight=params[f"{prefix}tv_weight"],
+        bn_weight=params[f"{prefix}bn_weight"],
+    )
+
+
+def _checkpoint(
+    params: Mapping[str, Any], epochs: int, device: torch.device
+) -> tuple[nn.Module, float | None]:
+    """The undefended model after ``epochs`` epochs (0: the initialisation)."""
+    info = data.dataset_info(params["dataset"])
+    if epochs == 0:
+        return models.build_model(params["model"], info, seed=params["seed"]).to(
+            device
+        ), None
+    trained = _train(params, NoDefense(seed=params["seed"]), epochs, device)
+    return trained.model, trained.test_accuracy
+
+
+def _train(
+    params: Mapping[str, Any], defense: Defense, epochs: int, device: torch.device
+) -> DefendedModel:
+    return train_with_defense(
+        params["model"],
+        params["dataset"],
+        defense,
+        epochs=epochs,
+        seed=params["seed"],
+        device=device,
+        num_images=params["train_images"],
+        lr=params["train_lr"],
+        batch_size=params["train_batch_size"],
+    )
+
+
+def run(params: dict[str, Any], *, progress: bool = True) -> EvaluationRun:
+    """Train the utility and checkpoint models, then run every attack."""
+    device = resolve_device(params["device"])
+    info = data.dataset_info(params["dataset"])
+    seed, size = params["seed"], params["batch_size"]
+    settings = defense_settings(params)
+    epochs = checkpoint_epochs(params["checkpoints"])
+    seconds: dict[str, float] = {}
+    with single_thread(device):
+        start = time.perf_counter()
+        utility = {
+            name: _train(params, make(None, seed), params["train_epochs"], device)
+            for name, make in tqdm(
+                settings.items(), desc="utility", disable=not progress
+            )
+        }
+        checkpoints = {e: _checkpoint(params, e, device) for e in epochs}
+        if params["attack_epoch"] not in checkpoints:
+            checkpoints[params["attack_epoch"]] = _checkpoint(
+                params, params["attack_epoch"], device
+            )
+        seconds["training"] = time.perf_counter() - start
+
+        count = params["num_trials"] * size
+        images, labels, _ = data.sample_victims(
+            data.load_dataset(params["dataset"]), count + POOL_SIZE, seed
+        )
+        pool = (images[count:], labels[count:])
+        attacked_net = checkpoints[params["attack_epoch"]][0]
+        defenses: dict[str, list[Attacked]] = {name: [] for name in settings}
+        assumptions: dict[str, list[Attacked]] = {name: [] for name in ASSUMPTIONS}
+        course: dict[int, list[Attacked]] = {e: [] for e in epochs}
+        total = params["num_trials"] * (len(settings) + len(ASSUMPTIONS) + len(epochs))
+        bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=5.0)
+        start = time.perf_counter()
+        for trial in range(params["num_trials"]):
+            truth = images[trial * size : (trial + 1) * size].to(device)
+            truth_labels = labels[trial * size : (trial + 1) * size].to(device)
+            trial_seed = seed + trial
+
+            def attack(
+                net: nn.Module,
+                defense: Defense,
+                bn_known: bool,
+                labels_known: bool,
+                setting: str,
+                trial_seed: int = trial_seed,
+                truth: torch.Tensor = truth,
+                truth_labels: torch.Tensor = truth_labels,
+            ) -> Attacked:
+                bar.update(1)
+                return attack_batch(
+                    net,
+                    truth,
+                    truth_labels,
+                    defense,
+                    num_classes=info.num_classes,
+                    bn_known=bn_known,
+                    labels_known=labels_known,
+                    config=attack_config(params, bn_known=bn_known),
+                    seed=trial_seed,
+                    setting=setting,
+                )
+
+            for name, make in settings.items():
+                defenses[name].append(
+                    attack(attacked_net, make(pool, trial_seed), True, True, name)
+                )
+            for name, (bn_known, labels_known) in ASSUMPTIONS.items():
+                if bn_known and labels_known:  # the main table's undefended run
+                    assumptions[name].append(defenses["none"][-1])
+                    bar.update(1)
+                    continue
+                assumptions[name].append(
+                    attack(
+                        attacked_net,
+                        NoDefense(seed=trial_seed),
+                        bn_known,
+                        labels_known,
+                        name,
+                    )
+                )
+            for e in epochs:
+                if e == params["attack_epoch"]:
+                    course[e].append(defenses["none"][-1])
+                    bar.update(1)
+                    continue
+                course[e].append(
+                    attack(
+                        checkpoints[e][0],
+                        NoDefense(seed=trial_seed),
+                        True,
+                        True,
+                        f"epoch {e}",
+                    )
+                )
+        bar.close()
+        seconds["attacks"] = time.perf_counter() - start
+    return EvaluationRun(
+        params=params,
+        device=device,
+        utility=utility,
+        checkpoint_accuracy={
+            e: acc for e, (_, acc) in checkpoints.items() if acc is not None
+        },
+        defenses=defenses,
+        assumptions=assumptions,
+        course=course,
+        seconds=seconds,
+    )
+
+
+def _mean(values: list[float]) -> float:
+    return float(torch.tensor(values, dtype=torch.float64).mean())
+
+
+def mean_psnr(trials: list[Attacked]) -> float:
+    """Mean PSNR over the attacked batches."""
+    return _mean([t.psnr for t in trials])
+
+
+def table_frame(result: EvaluationRun):  # noqa: ANN201 - pandas imported lazily
+    """The main table: one row per defense setting."""
+    import pandas as pd
+
+    records = []
+    for name, trials in result.defenses.items():
+        record = {
+            "defense": name,
+            "attack PSNR (dB)": round(mean_psnr(trials), 2),
+            "attack SSIM": round(_mean([t.ssim for t in trials]), 3),
+        }
+        lpips = [t.lpips for t in trials if t.lpips is not None]
+        if lpips:
+            record["attack LPIPS"] = round(_mean(lpips), 3)
+        record["test accuracy"] = round(result.utility[name].test_accuracy, 3)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def examples_figure(result: EvaluationRun) -> Figure:
+    """The first batch: the truth, then each setting's (matched) reconstruction."""
+    shown = min(result.params["num_shown"], result.params["batch_size"])
+    first = result.defenses["none"][0]
+    rows = [list(first.true_images[:shown])]
+    titles = ["truth"]
+    for name, trials in result.defenses.items():
+        rows.append(list(trials[0].images[:shown]))
+        titles.append(name)
+    columns = [f"image {j + 1}" for j in range(shown)]
+    return plots.image_rows(rows, columns, titles, cell_size=1.0)
+
+
+def assumptions_figure(result: EvaluationRun) -> Figure:
+    """Mean PSNR for each combination of BatchNorm and label knowledge."""
+    names = list(result.assumptions)
+    return plots.paper_vs_ours_bars(
+        [n.replace(", ", "\n") for n in names],
+        {"PSNR": [mean_psnr(result.assumptions[n]) for n in names]},
+        {"PSNR": [None] * len(names)},
+        ylabel="attack PSNR (dB)",
+    )
+
+
+def course_figure(result: EvaluationRun) -> Figure:
+    """Mean PSNR against the epochs the attacked checkpoint was trained."""
+    points = [(float(e), mean_psnr(t)) for e, t in result.course.items()]
+    return plots.curves(
+        {"IG + BN prior, no defense": points},
+        xlabel="training epochs of the attacked model",
+        ylabel="attack PSNR (dB)",
+    )
+
+
+def tradeoff_figure(result: EvaluationRun) -> Figure:
+    """Attack PSNR against test accuracy, one point per defense setting."""
+    points = {
+        name: (result.utility[name].test_accuracy, mean_psnr(trials))
+        for name, trials in result.defenses.items()
+    }
+    return plots.scatter_labelled(
+        points,
+        xlabel="test accuracy (trained with the defense)",
+        ylabel="attack PSNR (dB)",
+    )
+
+
+def rows(result: EvaluationRun) -> list[ResultRow]:
+    """Scorecard rows for the four experiments."""
+    p = result.params
+    base = f"{p['dataset']}/{p['model']}/bs{p['batch_size']}"
+    trials = p["num_trials"]
+    checkpoint = f"checkpoint after {p['attack_epoch']} epoch(s)"
+    training = (
+        f"{p['train_epochs']} epochs on {p['train_images']} images "
+        f"({p['profile']} profile)"
+    )
+    out: list[ResultRow] = []
+    for name, attacked in result.defenses.items():
+        experiment = f"{base}/{name.replace(' ', '')}"
+        note = f"mean over {trials} batch(es); {checkpoint}; {PAPER_NOTE}"
+        out.append(
+            ResultRow.against(experiment, "psnr", mean_psnr(attacked), None, note)
+        )
+        out.append(
+            ResultRow.against(
+                experiment, "ssim", _mean([t.ssim for t in attacked]), None, ""
+            )
+        )
+        lpips = [t.lpips for t in attacked if t.lpips is not None]
+        if lpips:
+            out.append(ResultRow.against(experiment, "lpips", _mean(lpips), None, ""))
+        out.append(
+            ResultRow.against(
+                experiment,
+                "test_accuracy",
+                result.utility[name].test_accuracy,
+                None,
+                f"trained with the defense, {training}",
+            )
+        )
+    for name, attacked in result.assumptions.items():
+        key = name.replace(", ", "/").replace(" ", "-")
+        out.append(
+            ResultRow.against(
+                f"{base}/assumptions/{key}",
+                "psnr",
+                mean_psnr(attacked),
+                None,
+                f"no defense; {checkpoint}",
+            )
+        )
+    for epochs, attacked in result.course.items():
+        out.append(
+            ResultRow.against(
+                f"{base}/epoch{epochs}",
+                "psnr",
+                mean_psnr(attacked),
+                None,
+                f"no defense; checkpoint after {epochs} epoch(s), strong assumptions",
+            )
+        )
+    return out
+
+
+def summary_text(result: EvaluationRun) -> str:
+    """The run's headline numbers, for the page's prose."""
+    psnr = {n: mean_psnr(t) for n, t in result.defenses.items()}
+    acc = {n: m.test_accuracy for n, m in result.utility.items()}
+    strongest = min(psnr, key=psnr.__getitem__)
+    assumptions = "; ".join(
+        f"{n}: {mean_psnr(t):.1f} dB" for n, t in result.assumptions.items()
+    )
+    course = "; ".join(
+        f"{e} epochs: {mean_psnr(t):.1f} dB" for e, t in result.course.items()
+    )
+    return (
+        f"In this run ({result.params['profile']} profile, {result.params['model']}, "
+        f"batch {result.params['batch_size']}): with no defense the attack reaches "
+        f"{psnr['none']:.1f} dB at test accuracy {acc['none']:.2f}; the lowest attack "
+        f"PSNR, {psnr[strongest]:.1f} dB, is under {strongest} (test accuracy "
+        f"{acc[strongest]:.2f}). Relaxing the attacker's assumptions: {assumptions}. "
+        f"Over training: {course}."
+    )

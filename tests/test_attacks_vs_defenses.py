@@ -1,0 +1,154 @@
+"""The evaluation notebook's library: the BatchNorm-prior attack and the runner."""
+
+import copy
+
+import pytest
+import torch
+
+from gi_lib import data, fl, models
+from gi_lib.attacks import bn_prior
+from gi_lib.attacks.inverting import cosine_distance
+from gi_lib.defenses import Combined, GradientPruning, MixUp
+from gi_lib.experiments import attacks_vs_defenses as experiment
+from gi_lib.params import ParameterError
+
+INFO = data.dataset_info("cifar10")
+
+
+def _batch(cifar10, count=2):
+    images, labels, _ = data.sample_victims(cifar10, count, seed=0)
+    return images, labels
+
+
+def test_batch_statistics_are_what_train_mode_normalises_with(cifar10):
+    images, _ = _batch(cifar10, 4)
+    net = models.build_model("convnet8", INFO, seed=0)
+    before = copy.deepcopy(net.state_dict())
+    stats = bn_prior.batch_statistics(net, images)
+    first = net.features[1](net.features[0](images))  # Normalize, then conv
+    assert torch.allclose(stats.means[0], first.mean((0, 2, 3)), atol=1e-6)
+    assert torch.allclose(
+        stats.variances[0], first.var((0, 2, 3), unbiased=False), atol=1e-6
+    )
+    for name, value in net.state_dict().items():  # running stats untouched
+        assert torch.equal(value, before[name])
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_simulated_client_matches_the_client_at_the_truth(cifar10, exact):
+    images, labels = _batch(cifar10, 3)
+    net = models.build_model("convnet8", INFO, seed=0)
+    observation = fl.observe_fedsgd(
+        net, images, labels, num_classes=10, reveal_labels=True, model_mode="train"
+    )
+    known = bn_prior.batch_statistics(net, images) if exact else None
+    records: list = []
+    client = bn_prior.simulated_client(observation.model, records, known)
+    parameters = fl.trainable_parameters(client)
+    simulated = torch.autograd.grad(
+        fl.cross_entropy(client(images), labels), parameters
+    )
+    assert len(records) == len(bn_prior.bn_layers(net))
+    assert float(cosine_distance(simulated, observation.gradients)) < 1e-5
+
+
+def test_attack_needs_a_train_mode_gradient(cifar10):
+    images, labels = _batch(cifar10, 1)
+    net = models.build_model("convnet8", INFO, seed=0)
+    observation = fl.observe_fedsgd(net, images, labels, num_classes=10)
+    with pytest.raises(ValueError, match="train mode"):
+        bn_prior.reconstruct(observation, bn_target=None)
+
+
+def test_recorded_defense_keeps_the_encoded_batch(cifar10):
+    images, labels = _batch(cifar10, 2)
+    pool = _batch(cifar10, 12)
+    net = models.build_model("convnet8", INFO, seed=0)
+    mixup = MixUp(4, alpha=(3, 1, 1, 1), upper=0.65, pool=pool, seed=0)
+    recorder = experiment.Recorded(Combined([mixup, GradientPruning(0.9)]))
+    observation = fl.observe_fedsgd(
+        net, images, labels, num_classes=10, model_mode="train", defense=recorder
+    )
+    assert recorder.sent is not None and not torch.equal(recorder.sent, images)
+    zeros = sum(int((g == 0).sum()) for g in observation.gradients)
+    total = sum(g.numel() for g in observation.gradients)
+    assert zeros >= 0.85 * total  # pruned
+
+
+def _params(**overrides):
+    values = dict(
+        profile="smoke",
+        dataset="cifar10",
+        model="convnet8",
+        num_trials=1,
+        seed=0,
+        device="cpu",
+        batch_size=2,
+        max_iterations=60,
+        lr=0.1,
+        tv_weight=0.1,
+        bn_weight=0.005,
+        realistic_tv_weight=0.05,
+        realistic_bn_weight=0.001,
+        ratios="0.9",
+        k=4,
+        upper=0.65,
+        combined_ratio=0.9,
+        combined_k=6,
+        attack_epoch=1,
+        checkpoints="0,1",
+        train_epochs=1,
+        train_images=128,
+        train_lr=0.05,
+        train_batch_size=32,
+        num_shown=1,
+    )
+    values.update(overrides)
+    return values
+
+
+def test_check_rejects_bad_values():
+    with pytest.raises(ParameterError, match="no parameter named"):
+        experiment.check(_params(ratio="0.5"))
+    with pytest.raises(ValueError, match="ratios"):
+        experiment.check(_params(ratios="0.5,2"))
+    with pytest.raises(ValueError, match="checkpoints"):
+        experiment.check(_params(checkpoints="a"))
+    with pytest.raises(ValueError, match="upper"):
+        experiment.check(_params(upper=0.15, combined_k=6, k=4))
+
+
+def test_settings_follow_the_paper_table():
+    names = list(experiment.defense_settings(experiment.check(_params())))
+    assert names == [
+        "none",
+        "prune 0.9",
+        "MixUp k=4",
+        "Intra-InstaHide k=4",
+        "prune 0.9 + MixUp k=6",
+        "prune 0.9 + Intra-InstaHide k=6",
+    ]
+
+
+def test_run_produces_every_table_figure_and_row(tmp_path, monkeypatch, cifar10):
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    params = experiment.check(_params(max_iterations=2))
+    result = experiment.run(params, progress=False)
+    assert set(result.assumptions) == set(experiment.ASSUMPTIONS)
+    assert sorted(result.course) == [0, 1]
+    # the undefended strong-assumption attack is shared, not rerun
+    assert result.assumptions["BN known, labels known"][0] is result.defenses["none"][0]
+    frame = experiment.table_frame(result)
+    assert len(frame) == len(result.defenses)
+    for figure in (
+        experiment.examples_figure,
+        experiment.assumptions_figure,
+        experiment.course_figure,
+        experiment.tradeoff_figure,
+    ):
+        figure(result)
+    rows = experiment.rows(result)
+    metrics = {r.metric for r in rows}
+    assert {"psnr", "ssim", "test_accuracy"} <= metrics
+    assert all(r.paper is None for r in rows)
+    assert "with no defense" in experiment.summary_text(result)
