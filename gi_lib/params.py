@@ -156,6 +156,28 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def positive_numbers(name: str, value: str, kind: type = int) -> list[Any]:
+    """Parse a comma-separated parameter of positive numbers (``"1,2,4"``).
+
+    Raises:
+        ParameterError: when it names nothing, an item is not of ``kind``, or
+            an item is not positive.
+    """
+    items = split_list(value)
+    if not items:
+        raise ParameterError(f"Parameter {name!r} = {value!r} names nothing.")
+    try:
+        numbers = [kind(item) for item in items]
+    except ValueError:
+        raise ParameterError(
+            f"Parameter {name!r} = {value!r} must be a comma-separated list of "
+            f"{kind.__name__} values."
+        ) from None
+    if any(n <= 0 for n in numbers):
+        raise ParameterError(f"Parameter {name!r} = {value!r} must be positive.")
+    return numbers
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without it is an error."""
     if device not in DEVICES:

@@ -23,8 +23,8 @@ from gi_lib.params import (
     Param,
     check_parameters,
     common_parameters,
+    positive_numbers,
     resolve_device,
-    split_list,
 )
 from gi_lib.results import ResultRow
 
@@ -52,28 +52,19 @@ NO_PAPER_NUMBER = (
 )
 
 
-def _ints(name: str, value: str) -> list[int]:
-    try:
-        numbers = [int(v) for v in split_list(value)]
-    except ValueError:
-        raise ValueError(
-            f"{name} must be comma-separated integers, got {value!r}."
-        ) from None
-    if not numbers or min(numbers) < 1:
-        raise ValueError(f"{name} needs positive integers, got {value!r}.")
-    return numbers
-
-
 def check(values: dict[str, Any]) -> dict[str, Any]:
     """Validate the parameters; batch sizes may not exceed the samples held."""
     params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    for size in [params["batch_size"], *_ints("batch_sizes", params["batch_sizes"])]:
+    for size in [
+        params["batch_size"],
+        *positive_numbers("batch_sizes", params["batch_sizes"]),
+    ]:
         if size > params["num_trials"]:
             raise ValueError(
                 f"batch size {size} exceeds the {params['num_trials']} samples held "
                 "(num_trials); lower it or raise num_trials."
             )
-    _ints("party_counts", params["party_counts"])
+    positive_numbers("party_counts", params["party_counts"])
     params["num_shown"] = min(params["num_shown"], params["num_trials"])
     return params
 
@@ -279,11 +270,11 @@ def _run(
 
     by_batch = [
         get(b, params["num_parties"])
-        for b in _ints("batch_sizes", params["batch_sizes"])
+        for b in positive_numbers("batch_sizes", params["batch_sizes"])
     ]
     by_parties = [
         get(params["batch_size"], m)
-        for m in _ints("party_counts", params["party_counts"])
+        for m in positive_numbers("party_counts", params["party_counts"])
     ]
     default = get(params["batch_size"], params["num_parties"])
     # DLG on the first batch of the same training, same models.

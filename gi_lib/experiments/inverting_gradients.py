@@ -33,8 +33,8 @@ from gi_lib.params import (
     ParameterError,
     check_parameters,
     common_parameters,
+    positive_numbers,
     resolve_device,
-    split_list,
 )
 from gi_lib.results import ResultRow
 
@@ -73,29 +73,13 @@ PAPER_SETTING = (
 )
 
 
-def _numbers(name: str, value: str, kind: type) -> list[Any]:
-    items = split_list(value)
-    if not items:
-        raise ParameterError(f"Parameter {name!r} = {value!r} names nothing.")
-    try:
-        numbers = [kind(item) for item in items]
-    except ValueError:
-        raise ParameterError(
-            f"Parameter {name!r} = {value!r} must be a comma-separated list of "
-            f"{kind.__name__} values."
-        ) from None
-    if any(n <= 0 for n in numbers):
-        raise ParameterError(f"Parameter {name!r} = {value!r} must be positive.")
-    return numbers
-
-
 def check(values: dict[str, Any]) -> dict[str, Any]:
     """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
     params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    _numbers("fedavg_epochs", params["fedavg_epochs"], int)
-    _numbers("fedavg_images", params["fedavg_images"], int)
-    _numbers("fedavg_lrs", params["fedavg_lrs"], float)
-    sizes = _numbers("batch_sizes", params["batch_sizes"], int)
+    positive_numbers("fedavg_epochs", params["fedavg_epochs"], int)
+    positive_numbers("fedavg_images", params["fedavg_images"], int)
+    positive_numbers("fedavg_lrs", params["fedavg_lrs"], float)
+    sizes = positive_numbers("batch_sizes", params["batch_sizes"], int)
     info = data.dataset_info(params["dataset"])
     if max(sizes) > info.num_classes:
         raise ParameterError(
@@ -248,9 +232,9 @@ def run_table(
 
 def fedavg_settings(params: dict[str, Any]) -> list[dict[str, float]]:
     """The base setting, then one factor changed at a time."""
-    epochs = _numbers("fedavg_epochs", params["fedavg_epochs"], int)
-    images = _numbers("fedavg_images", params["fedavg_images"], int)
-    lrs = _numbers("fedavg_lrs", params["fedavg_lrs"], float)
+    epochs = positive_numbers("fedavg_epochs", params["fedavg_epochs"], int)
+    images = positive_numbers("fedavg_images", params["fedavg_images"], int)
+    lrs = positive_numbers("fedavg_lrs", params["fedavg_lrs"], float)
     base = {"epochs": epochs[0], "images": images[0], "lr": lrs[0]}
     settings = [dict(base)]
     settings += [{**base, "epochs": e} for e in epochs[1:]]
@@ -341,7 +325,7 @@ def run_batches(
     config = _config(params, params["batch_iterations"])
     out: dict[int, Attacked] = {}
     label_accuracy: dict[int, float] = {}
-    for size in _numbers("batch_sizes", params["batch_sizes"], int):
+    for size in positive_numbers("batch_sizes", params["batch_sizes"], int):
         truth, labels = distinct_label_victims(dataset, size, params["seed"] + 2)
         truth, labels = truth.to(device), labels.to(device)
         observation = fl.observe_fedsgd(

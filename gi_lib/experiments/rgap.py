@@ -24,8 +24,8 @@ from gi_lib.params import (
     Param,
     check_parameters,
     common_parameters,
+    positive_numbers,
     resolve_device,
-    split_list,
 )
 from gi_lib.results import ResultRow
 
@@ -52,18 +52,6 @@ NO_PAPER_NUMBER = (
 )
 
 
-def _ints(name: str, value: str) -> list[int]:
-    try:
-        numbers = [int(v) for v in split_list(value)]
-    except ValueError:
-        raise ValueError(
-            f"{name} must be comma-separated integers, got {value!r}."
-        ) from None
-    if not numbers or min(numbers) < 1:
-        raise ValueError(f"{name} needs positive integers, got {value!r}.")
-    return numbers
-
-
 def check(values: dict[str, Any]) -> dict[str, Any]:
     """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
     params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
@@ -72,8 +60,8 @@ def check(values: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 f"{name}={params[name]!r}: R-GAP needs one of {', '.join(RGAP_MODELS)}."
             )
-    _ints("sweep_widths", params["sweep_widths"])
-    _ints("sweep_strides", params["sweep_strides"])
+    positive_numbers("sweep_widths", params["sweep_widths"])
+    positive_numbers("sweep_strides", params["sweep_strides"])
     return params
 
 
@@ -245,10 +233,12 @@ def _run(params: dict[str, Any], device: torch.device, progress: bool) -> RGAPRu
     if info.image_size != 32 or info.channels != 3:
         return result  # the sweep varies CIFAR's CNN6
     settings = [
-        ("width", w, w, 2) for w in _ints("sweep_widths", params["sweep_widths"])
+        ("width", w, w, 2)
+        for w in positive_numbers("sweep_widths", params["sweep_widths"])
     ]
     settings += [
-        ("stride", s, 36, s) for s in _ints("sweep_strides", params["sweep_strides"])
+        ("stride", s, 36, s)
+        for s in positive_numbers("sweep_strides", params["sweep_strides"])
     ]
     for varied, value, width, stride in settings:
         net = swept_network(info, width=width, stride=stride, seed=seed)
