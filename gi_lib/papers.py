@@ -26,7 +26,7 @@ class Paper:
 
     @property
     def status(self) -> str:
-        return "replicated" if self.notebook else "planned"
+        return "supported" if self.notebook else "planned"
 
 
 PAPERS: tuple[Paper, ...] = (

@@ -155,8 +155,8 @@ def test_seed_table_lists_every_paper_by_category() -> None:
 def test_seed_table_links_notebooks_present_and_shows_status() -> None:
     text = book.seed_table_markdown(PAPERS, pages=["notebooks/attacks/dlg"])
     rows = {row[0]: row for row in _table_rows(text)}
-    assert rows["DLG"][-1] == "replicated: {doc}`notebook </notebooks/attacks/dlg>`"
-    assert rows["iDLG"][-1] == "replicated (notebook `attacks/idlg` not in this build)"
+    assert rows["DLG"][-1] == "supported: {doc}`notebook </notebooks/attacks/dlg>`"
+    assert rows["iDLG"][-1] == "supported (notebook `attacks/idlg` not in this build)"
     assert rows["GradInversion"][-1] == "planned"
 
 
