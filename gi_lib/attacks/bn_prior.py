@@ -100,9 +100,15 @@ def running_statistics(model: nn.Module) -> BNStatistics:
 
 
 def bn_prior(
-    records: list[tuple[torch.Tensor, torch.Tensor]], target: BNStatistics
+    records: list[tuple[torch.Tensor, torch.Tensor]],
+    target: BNStatistics,
+    first_multiplier: float = 1.0,
 ) -> torch.Tensor:
-    """Sum over layers of ``||mean - target mean|| + ||var - target var||``."""
+    """Sum over layers of ``||mean - target mean|| + ||var - target var||``.
+
+    The first layer's term is multiplied by ``first_multiplier`` (GradAttack's
+    ``first_bn_multiplier``, 10 in its examples, after Yin et al.).
+    """
     if len(records) != len(target.means):
         raise ValueError(
             f"{len(records)} BatchNorm layers ran but the target has "
@@ -112,7 +118,9 @@ def bn_prior(
         torch.linalg.vector_norm(m - tm) + torch.linalg.vector_norm(v - tv)
         for (m, v), tm, tv in zip(records, target.means, target.variances, strict=True)
     ]
-    return torch.stack(terms).sum()
+    weights = torch.ones(len(terms), device=terms[0].device)
+    weights[0] = first_multiplier
+    return (torch.stack(terms) * weights).sum()
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,8 @@ class BNPriorConfig:
         tv_weight: total variation weight (0.1 with exact statistics, 0.05
             without, in GradAttack's examples).
         bn_weight: BatchNorm prior weight (0.005 and 0.001 there).
+        first_bn_multiplier: extra weight of the first BatchNorm layer's
+            term (GradAttack's default 10).
         progress: show a progress bar.
         monitor_every: record PSNR every this many iterations when the truth
             is given (0 picks about 20 points).
@@ -134,6 +144,7 @@ class BNPriorConfig:
     lr: float = 0.1
     tv_weight: float = 0.1
     bn_weight: float = 0.005
+    first_bn_multiplier: float = 10.0
     progress: bool = False
     monitor_every: int = 0
 
@@ -147,31 +158,33 @@ class BNPriorConfig:
 class _SimulatedBatchNorm(nn.Module):
     """A BatchNorm layer of the attacker's simulated client (train mode).
 
-    It records the dummy batch's statistics for the prior. Given the private
-    batch's statistics (``known``), it normalises with their *values* while
-    gradients still flow through the dummy batch's own statistics, so at the
-    true batch forward and backward are exactly the client's.
+    It normalises with the dummy batch's own statistics, exactly as the
+    client's layer does with the private batch's, so the simulated update is
+    a genuine function of the dummy images that equals the client's at the
+    true batch. It also records those statistics for the prior.
+
+    Known statistics are *not* substituted into the normalisation: an earlier
+    version normalised with the known values while letting gradients flow
+    through the dummy batch's statistics. That matches the client at the
+    truth but is not the gradient of any function elsewhere, so the image
+    gradient pointed nowhere useful and, with the prior on, the images
+    saturated (about 5 dB). The known statistics now enter only through
+    :func:`bn_prior`, as in GradAttack and Yin et al.
     """
 
     def __init__(
         self,
         layer: nn.modules.batchnorm._BatchNorm,
         records: list[tuple[torch.Tensor, torch.Tensor]],
-        known: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> None:
         super().__init__()
         self.layer = layer
         self.records = records
-        self.known = known
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dims = [0, *range(2, x.ndim)]
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
         self.records.append((mean, var))
-        if self.known is not None:
-            # The known values, with the dummy batch's gradient path.
-            mean = self.known[0] + (mean - mean.detach())
-            var = self.known[1] + (var - var.detach())
         shape = [1, -1] + [1] * (x.ndim - 2)
         out = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.layer.eps)
         if self.layer.affine:
@@ -187,6 +200,9 @@ def simulated_client(
     """A copy of ``model`` whose BatchNorm layers are :class:`_SimulatedBatchNorm`.
 
     Parameter order is unchanged, so its gradients line up with the observed.
+    ``known`` (the statistics the prior targets) is only checked against the
+    model's BatchNorm layers; the simulated client always normalises with the
+    dummy batch's own statistics, as the client does.
     """
     client = copy.deepcopy(model).train()
     layers = bn_layers(client)
@@ -199,9 +215,7 @@ def simulated_client(
     for parent in list(client.modules()):
         for name, child in list(parent.named_children()):
             if id(child) in replaced:
-                i = replaced[id(child)]
-                stats = None if known is None else (known.means[i], known.variances[i])
-                setattr(parent, name, _SimulatedBatchNorm(child, records, stats))  # type: ignore[arg-type]
+                setattr(parent, name, _SimulatedBatchNorm(child, records))  # type: ignore[arg-type]
     return client
 
 
@@ -221,9 +235,10 @@ def reconstruct(
         config: attack settings.
         bn_target: the BatchNorm statistics the prior pulls towards (the
             private batch's, or the model's running ones); None drops the prior.
-        exact_statistics: ``bn_target`` is the private batch's own statistics,
-            and the simulated client normalises with them (GradAttack's
-            ``BN_exact``); otherwise it normalises with the dummy batch's.
+        exact_statistics: ``bn_target`` is the private batch's own statistics
+            (GradAttack's ``BN_exact``); it must then be given. Either way the
+            simulated client normalises with the dummy batch's statistics and
+            the target enters through the prior.
         seed: seeds the dummy initialisation.
         truth: true images, used only to record PSNR in the history.
     """
@@ -236,9 +251,7 @@ def reconstruct(
     if exact_statistics and bn_target is None:
         raise ValueError("exact_statistics needs the statistics as bn_target.")
     records: list[tuple[torch.Tensor, torch.Tensor]] = []
-    attacker = simulated_client(
-        observation.model, records, bn_target if exact_statistics else None
-    )
+    attacker = simulated_client(observation.model, records, bn_target)
     parameters = fl.trainable_parameters(attacker)
     labels, _ = attack_labels(observation)
     mean, std = image_normalisation(attacker, observation.image_shape[0])
@@ -281,7 +294,9 @@ def reconstruct(
         matching = cosine_distance(simulated, observation.gradients)
         loss = matching + config.tv_weight * total_variation(z)
         if bn_target is not None and config.bn_weight > 0:
-            loss = loss + config.bn_weight * bn_prior(records, bn_target)
+            loss = loss + config.bn_weight * bn_prior(
+                records, bn_target, config.first_bn_multiplier
+            )
         (image_grad,) = torch.autograd.grad(loss, z)
         matching_value = float(matching.detach())
         if (
