@@ -125,7 +125,11 @@ def observe_fedsgd(
     else:
         images, labels = defense.encode(images, labels, num_classes)
         gradients = defense.client_gradients(client_model, images, labels)
-    attacker_model = copy.deepcopy(client_model)
+    # The attacker gets the model as the server sent it: copying the client's
+    # model after a train-mode pass would leak the batch into BatchNorm's
+    # running statistics.
+    attacker_model = copy.deepcopy(model)
+    attacker_model.train(model_mode == "train")
     return Observation(
         model=attacker_model,
         gradients=gradients,

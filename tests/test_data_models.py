@@ -83,3 +83,15 @@ def test_observation_holds_the_gradient_and_no_client_data(cifar10):
         torch.testing.assert_close(observed, param.grad)
     # The attacker's copy does not alias the client's model.
     assert observation.model is not net
+
+
+def test_train_mode_observation_does_not_leak_the_batch_into_bn_statistics(cifar10):
+    images, labels, _ = data.sample_victims(cifar10, 2, seed=0)
+    net = models.build_model("convnet16", data.dataset_info("cifar10"), seed=0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    observation = fl.observe_fedsgd(
+        net, images, labels, num_classes=10, model_mode="train"
+    )
+    for name, value in observation.model.state_dict().items():
+        torch.testing.assert_close(value, before[name], msg=name)
+    assert observation.model.training
