@@ -151,6 +151,48 @@ for _width in (8, 16, 32, 64):
 register_model("convnet")(lambda info: ConvNet(info, width=64))
 
 
+class SmallConvNet(nn.Module):
+    """A shallow BatchNorm ConvNet for CPU-scale attacks on train-mode BatchNorm.
+
+    Three 3x3 convolutions (with bias) of widths ``w, 2w, 2w``, each followed by
+    BatchNorm and ReLU, with a 2x2 max-pool after the second and third, and one
+    linear layer. It is the shallow end of :class:`ConvNet`'s design. With
+    BatchNorm in train mode, the gradient of the eight-layer ConvNet changes
+    so sharply with the input near initialisation that a few thousand attack
+    steps on a CPU do not reconstruct; this network keeps the threat model
+    (every layer renormalises with the batch's own statistics) at a depth
+    where they do.
+    """
+
+    def __init__(self, info: DatasetInfo, width: int = 16) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be positive, got {width}.")
+        self.features = nn.Sequential(
+            Normalize(info.mean, info.std),
+            *_conv_block(info.channels, width),
+            *_conv_block(width, 2 * width),
+            nn.MaxPool2d(2),
+            *_conv_block(2 * width, 2 * width),
+            nn.MaxPool2d(2),
+        )
+        side = info.image_size // 2 // 2
+        if side < 1:
+            raise ValueError(
+                f"SmallConvNet needs images of at least 4 pixels, got {side}."
+            )
+        self.fc = nn.Linear(2 * width * side * side, info.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(images).flatten(1))
+
+
+for _width in (16, 32):
+    register_model(f"smallconv{_width}")(
+        lambda info, _w=_width: SmallConvNet(info, width=_w)
+    )
+
+
 class BasicBlock(nn.Module):
     """The residual block of ResNet-18/20/32: two 3x3 convolutions."""
 

@@ -32,9 +32,14 @@
 # (`gi_lib.defenses.pruning`), MixUp and Intra-InstaHide with k = 4 and
 # coefficients at most 0.65, and pruning at 0.9 combined with each encoding
 # (k = 6, as in GradAttack's example scripts). Test accuracy comes from a model
-# trained with each defense (`gi_lib.defenses.utility`). The cpu profile
-# uses a small BatchNorm ConvNet, small batches, few attack iterations and a
-# short training run; the paper profile holds the paper's settings.
+# trained with each defense (`gi_lib.defenses.utility`). The paper profile
+# holds the paper's settings. The cpu profile scales everything down: a
+# three-layer BatchNorm ConvNet (`smallconv16`) instead of ResNet-18, two
+# batches of 4 instead of 16, 2,000 attack steps instead of 10,000, and
+# models trained for a few epochs on 3,000 images. On the eight-layer ConvNet
+# of Inverting Gradients a few thousand CPU steps did not reconstruct at all
+# with BatchNorm in train mode (about 12 dB, the level of an unrelated image);
+# the shallow network keeps the threat model and lets the attack work.
 #
 # **Threat model.** An honest-but-curious server sees one client's update and
 # the model. Strong assumptions: it knows the exact BatchNorm statistics of
@@ -57,12 +62,12 @@ _baseline = set(globals())
 # %% tags=["parameters"]
 profile = "cpu"
 dataset = "cifar10"
-model = "convnet8"
-num_trials = 1
+model = "smallconv16"
+num_trials = 2
 seed = 0
 device = "auto"
-batch_size = 2
-max_iterations = 300
+batch_size = 4
+max_iterations = 2000
 lr = 0.1
 tv_weight = 0.1
 bn_weight = 0.005
@@ -74,10 +79,10 @@ upper = 0.65
 combined_ratio = 0.9
 combined_k = 6
 attack_epoch = 1
-checkpoints = "0,1,2"
-train_epochs = 2
-train_images = 1500
-train_lr = 0.05
+checkpoints = "0,1,3"
+train_epochs = 3
+train_images = 3000
+train_lr = 0.01
 train_batch_size = 64
 num_shown = 2
 
@@ -140,26 +145,27 @@ experiment.table_frame(result)
 #
 # The paper's table is not entered as numbers here: they could not be
 # verified from a source available to this build, so every row's paper value
-# is empty and its note says so. The paper's pattern is that relaxing the
-# BatchNorm and label assumptions lowers the attack's PSNR, and that the
-# combined defenses sit lowest.
-#
-# **This replication falls short at cpu scale.** The attack optimises (its
-# matching loss falls, and the test suite checks that on an untrained model
-# it improves on its random start, more with the BatchNorm statistics known
-# than without), but with a small ConvNet, small batches, a few hundred steps
-# instead of the paper's thousands and a briefly trained model it does not
-# reconstruct the private images: every row of the table, the undefended one
-# included, stays near the PSNR of an unrelated image (see the summary
-# above). Differences
-# between rows, defenses and assumptions alike, are therefore noise, not
-# evidence for or against the paper. The limit is the setting rather than the
-# optimiser: with BatchNorm in train mode every layer renormalises with the
-# batch's own statistics, and the gradient of such a deep ReLU network at or
-# near initialisation changes sharply under small changes of the input, so
-# the matching loss guides the dummy images little until they are already
-# close to the private ones. Only the `paper` profile (on a GPU) can test the
-# paper's claims.
+# is empty and its note says so. What can be checked is the paper's findings.
+# The table below tests each one against this run's mean PSNRs; a finding
+# "holds" when its inequality is true of this run. With a few small batches
+# (two of four images in the cpu profile), differences of a decibel or so are
+# within the noise between batches, so read the evidence column, not only the
+# verdict. The smoke
+# profile's attack runs two steps, so its verdicts mean nothing.
+
+# %%
+Markdown(experiment.claims_markdown(result))
+
+# %% [markdown]
+# **How far this is from the paper.** The scale is far smaller (see
+# *Setting*), so absolute PSNRs are not comparable with the paper's
+# ResNet-18 at batch 16: compare each row with the undefended row and with
+# the unrelated-image level given in the summary above. When an encoding
+# alone already brings the attack down to that level, pruning on top has
+# nothing left to remove, and the finding about combinations cannot be
+# resolved by PSNR at this scale. The test accuracies come from a small model
+# trained for a few epochs on a few thousand images, far below the paper's
+# full training; Intra-InstaHide suffers most from the short run.
 
 # %%
 rows = experiment.rows(result)
