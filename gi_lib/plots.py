@@ -142,18 +142,34 @@ def scatter_labelled(
     xlabel: str,
     ylabel: str,
     title: str = "",
+    hline: float | None = None,
+    hline_label: str = "",
 ) -> Figure:
-    """One labelled point per named ``(x, y)``, e.g. a privacy-utility trade-off."""
-    figure, axis = plt.subplots(figsize=(6.0, 3.8))
+    """One point per named ``(x, y)``, e.g. a privacy-utility trade-off.
+
+    Points are told apart by colour and marker in a legend beside the axes, so
+    labels of nearby points never overlap. ``hline`` draws a dashed reference
+    level.
+    """
+    markers = "osD^vP*Xh<>"
+    figure, axis = plt.subplots(figsize=(7.2, 3.8))
     for i, (name, (x, y)) in enumerate(points.items()):
-        axis.scatter([x], [y], color=PALETTE[i % len(PALETTE)], s=28, zorder=3)
-        axis.annotate(
-            name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7
+        axis.scatter(
+            [x],
+            [y],
+            color=PALETTE[i % len(PALETTE)],
+            marker=markers[i % len(markers)],
+            s=36,
+            zorder=3,
+            label=name,
         )
+    if hline is not None:
+        axis.axhline(hline, color="0.4", linestyle="--", linewidth=1, label=hline_label)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     if title:
         axis.set_title(title)
     axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     return figure

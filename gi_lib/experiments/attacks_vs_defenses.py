@@ -24,6 +24,7 @@ one-to-one matched.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -481,16 +482,17 @@ def table_frame(result: EvaluationRun):  # noqa: ANN201 - pandas imported lazily
 
 
 def examples_figure(result: EvaluationRun) -> Figure:
-    """The first batch: the truth, then each setting's (matched) reconstruction."""
+    """The first batch: one row per private image, the truth then each setting."""
     shown = min(result.params["num_shown"], result.params["batch_size"])
     first = result.defenses["none"][0]
-    rows = [list(first.true_images[:shown])]
-    titles = ["truth"]
-    for name, trials in result.defenses.items():
-        rows.append(list(trials[0].images[:shown]))
-        titles.append(name)
-    columns = [f"image {j + 1}" for j in range(shown)]
-    return plots.image_rows(rows, columns, titles, cell_size=1.0)
+    names = list(result.defenses)
+    rows = [
+        [first.true_images[j]] + [result.defenses[n][0].images[j] for n in names]
+        for j in range(shown)
+    ]
+    columns = ["truth"] + [textwrap.fill(n, 14) for n in names]
+    titles = [f"image {j + 1}" for j in range(shown)]
+    return plots.image_rows(rows, columns, titles, cell_size=1.1)
 
 
 def assumptions_figure(result: EvaluationRun) -> Figure:
@@ -511,6 +513,8 @@ def course_figure(result: EvaluationRun) -> Figure:
         {"IG + BN prior, no defense": points},
         xlabel="training epochs of the attacked model",
         ylabel="attack PSNR (dB)",
+        hline=_mean(result.unrelated_psnr) if result.unrelated_psnr else None,
+        hline_label="unrelated image",
     )
 
 
@@ -524,6 +528,8 @@ def tradeoff_figure(result: EvaluationRun) -> Figure:
         points,
         xlabel="test accuracy (trained with the defense)",
         ylabel="attack PSNR (dB)",
+        hline=_mean(result.unrelated_psnr) if result.unrelated_psnr else None,
+        hline_label="unrelated image",
     )
 
 

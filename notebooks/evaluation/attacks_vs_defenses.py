@@ -109,8 +109,8 @@ experiment.table_frame(result)
 # ```{glue:figure} avd_examples
 # :name: fig-avd-examples
 #
-# The private batch (top) and the attack's reconstruction under each defense
-# setting, matched one-to-one to the private images.
+# Images of the first private batch (left) and the attack's reconstruction
+# under each defense setting, matched one-to-one to the private images.
 # ```
 #
 # ## The attacker's assumptions
