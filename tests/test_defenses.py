@@ -16,7 +16,8 @@ from gi_lib.defenses import (
     dpsgd,
 )
 from gi_lib.defenses.pruning import prune_gradient
-from gi_lib.defenses.utility import train_with_defense
+from gi_lib.defenses.utility import _split, cache_path, train_with_defense
+from gi_lib.experiments import instahide as instahide_page
 
 INFO = data.dataset_info("cifar10")
 
@@ -192,6 +193,40 @@ def test_training_with_a_defense_is_cached(tmp_path, monkeypatch):
     assert second.test_accuracy == first.test_accuracy and first.steps == 1
 
 
+def test_cache_paths_tell_apart_every_setting_of_a_defense():
+    def path(defense):
+        return cache_path(
+            "lenet",
+            "mnist",
+            defense,
+            epochs=1,
+            seed=0,
+            num_images=64,
+            lr=0.05,
+            batch_size=32,
+        )
+
+    public = torch.rand(8, 3, 4, 4)
+    same = [
+        MixUp(4, upper=0.65),
+        MixUp(4, upper=0.65),
+    ]
+    assert path(same[0]) == path(same[1])
+    variants = [
+        MixUp(4, upper=0.65),
+        MixUp(4, upper=0.9),
+        MixUp(4, alpha=(3, 1, 1, 1), upper=0.65),
+        MixUp(4, upper=0.65, seed=1),
+        InstaHide(4),
+        InstaHide(4, center=(0.5, 0.5, 0.5)),
+        InstaHide(4, public=public, public_count=2),
+        InstaHide(4, public=public[:4], public_count=2),
+        Combined([MixUp(4, upper=0.65), GradientPruning(0.9)]),
+        Combined([MixUp(4, upper=0.9), GradientPruning(0.9)]),
+    ]
+    assert len({path(d) for d in variants}) == len(variants)
+
+
 # One image and seed for every defense: DLG recovers it undefended (> 30 dB).
 ATTACK = dlg.DLGConfig(OptimConfig(max_iterations=100, on_divergence="stop"))
 
@@ -226,3 +261,50 @@ def test_a_strong_defense_lowers_the_attack_psnr(attacked, name):
         "instahide": lambda: InstaHide(4, pool=pool, center=INFO.mean),
     }[name]()
     assert psnr_under(defense) < 20.0
+
+
+def _instahide_params(**overrides):
+    values = dict(
+        profile="smoke",
+        dataset="cifar10",
+        model="convnet8",
+        num_trials=1,
+        seed=3,
+        device="cpu",
+        attack_model="lenet",
+        max_iterations=2,
+        train_epochs=1,
+        train_images=64,
+        train_lr=0.05,
+        batch_size=32,
+        num_shown=1,
+        k=4,
+        upper=0.65,
+        public_images=16,
+    )
+    values.update(overrides)
+    return instahide_page.check(values)
+
+
+def test_public_stand_in_is_disjoint_from_the_training_images(cifar10):
+    params = _instahide_params()
+    public = instahide_page.public_set(params)
+    assert public is not None and public.shape == (16, 3, 32, 32)
+    train, _ = _split("cifar10", "train", 64, params["seed"])
+    flat = train.flatten(1)
+    for image in public.flatten(1):
+        assert not (flat == image).all(1).any()
+    assert instahide_page.public_set(_instahide_params(public_images=0)) is None
+    with pytest.raises(ValueError, match="public_images"):
+        instahide_page.public_set(_instahide_params(public_images=10**6))
+
+
+def test_instahide_page_trains_and_attacks_cross_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("GI_CACHE_DIR", str(tmp_path))
+    result = instahide_page.run(_instahide_params(), progress=False)
+    assert "Cross-InstaHide k=4" in result.utility
+    assert "Cross-InstaHide k=4" in result.trials
+    encoding = result.trials["Cross-InstaHide k=4"][0].encoded_image
+    assert encoding is not None
+    rows = instahide_page.rows(result)
+    assert any("Cross-InstaHide" in r.experiment for r in rows)

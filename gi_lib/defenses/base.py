@@ -70,8 +70,18 @@ class Defense:
         return tuple(gradients)
 
     def describe(self) -> str:
-        """A short stable label, used in tables, plots and cache file names."""
+        """A short stable label, used in tables and plots."""
         return self.name
+
+    def cache_key(self) -> str:
+        """Everything that changes what a model trained with this defense is.
+
+        Used in cache file names, so two defenses with the same label but
+        different settings (MixUp's bounds, InstaHide's public set, the seed)
+        never share a cached model. Subclasses with settings beyond their
+        label extend it.
+        """
+        return f"{self.describe()}-d{self.seed}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()}, seed={self.seed})"
@@ -119,3 +129,6 @@ class Combined(Defense):
 
     def describe(self) -> str:
         return "+".join(d.describe() for d in self.defenses)
+
+    def cache_key(self) -> str:
+        return "+".join(d.cache_key() for d in self.defenses) + f"-d{self.seed}"

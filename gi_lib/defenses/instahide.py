@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from gi_lib.defenses.base import one_hot
-from gi_lib.defenses.mixup import Encoding, MixUp
+from gi_lib.defenses.mixup import Encoding, MixUp, tensor_digest
 
 
 class InstaHide(MixUp):
@@ -120,3 +120,11 @@ class InstaHide(MixUp):
     def describe(self) -> str:
         suffix = f"p{self.public_count}" if self.public_count else ""
         return f"{self.name}k{self.k}{suffix}"
+
+    def cache_key(self) -> str:
+        center = torch.as_tensor(self.center, dtype=torch.float32)
+        key = f"{super().cache_key()}-c{tensor_digest(center)}"
+        if self.public_count:
+            assert self.public is not None
+            key += f"-pub{tensor_digest(self.public)}"
+        return key

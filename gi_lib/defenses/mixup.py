@@ -16,6 +16,7 @@ CIFAR-10); Huang et al. (2021) mix ``k=4`` images with the coefficient bounds
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -157,6 +158,22 @@ class MixUp(Defense):
 
     def describe(self) -> str:
         return f"{self.name}k{self.k}"
+
+    def cache_key(self) -> str:
+        alpha = "_".join(f"{a:g}" for a in self.alpha)
+        key = f"{super().cache_key()}-a{alpha}-l{self.lower:g}-u{self.upper:g}"
+        if self.pool is not None:
+            key += f"-pool{tensor_digest(self.pool[0], self.pool[1])}"
+        return key
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """A short digest of tensors' contents, for cache keys."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def _gamma(

@@ -5,8 +5,9 @@ every step encodes the batch and computes the update with the defense's
 :meth:`~gi_lib.defenses.base.Defense.client_gradients` (the code path the
 attacker observes), then the server applies it with SGD and momentum. Test
 accuracy is measured on clean test images (MixUp and InstaHide encode only
-training data). Results are cached as
-``cache_dir()/models/defended/<model>-<dataset>-<defense>-e<epochs>-s<seed>-n<images>-lr<lr>-b<batch>.pt``
+training data). Results are cached under ``cache_dir()/models/defended/``, in a
+file named by the model, data set, the defense's
+:meth:`~gi_lib.defenses.base.Defense.cache_key` and the training settings
 (written atomically), so notebooks that share a setting train it once.
 
 The general cached trainer (:mod:`gi_lib.training`) knows no defenses, so this
@@ -82,7 +83,7 @@ def cache_path(
 ) -> Path:
     """The cache file of one defended training run."""
     name = (
-        f"{model}-{dataset}-{defense.describe()}-e{epochs}-s{seed}-n{num_images}"
+        f"{model}-{dataset}-{defense.cache_key()}-e{epochs}-s{seed}-n{num_images}"
         f"-lr{lr:g}-b{batch_size}.pt"
     )
     return data.cache_dir() / "models" / "defended" / name

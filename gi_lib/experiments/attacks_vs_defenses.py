@@ -184,6 +184,9 @@ class Recorded(Defense):
     def describe(self) -> str:
         return self.inner.describe()
 
+    def cache_key(self) -> str:
+        return self.inner.cache_key()
+
 
 @dataclass
 class Attacked:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from gi_lib import data
 from gi_lib.defenses import InstaHide, MixUp, NoDefense
+from gi_lib.defenses.base import Defense
 from gi_lib.defenses.evaluate import DefenseFactory
 from gi_lib.experiments.mixup import (
     TRAINING_PARAMETERS,
@@ -25,6 +28,12 @@ PARAMETERS: dict[str, Param] = {
     **TRAINING_PARAMETERS,
     "k": Param(int, minimum=2, maximum=8, help="images mixed per encoding"),
     "upper": Param(float, minimum=0.13, maximum=1.0, help="largest coefficient c_2"),
+    "public_images": Param(
+        int,
+        minimum=0,
+        help="held-out training images standing in for a public set "
+        "(0: inside-dataset InstaHide only)",
+    ),
 }
 PAPER_NOTE = (
     "The paper trains ResNet-18 on all of CIFAR-10; its accuracies are not "
@@ -41,15 +50,65 @@ def check(values: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+def public_partners(k: int) -> int:
+    """Public images among the ``k - 1`` partners of cross-dataset InstaHide.
+
+    The paper's illustration (k = 4) mixes the private image with one other
+    private image and two public ones: all but one partner are public.
+    """
+    return max(k - 2, 1)
+
+
+def public_set(params: dict[str, Any]) -> torch.Tensor | None:
+    """Training images the client never trains on, standing in for a public set.
+
+    The paper mixes CIFAR-10 with ImageNet, which is not available here; these
+    images come from the same data set's training split, after the
+    ``train_images`` the models train on (the same seeded order), so they are
+    disjoint from the training images and from the test images.
+    """
+    count = params["public_images"]
+    if count == 0:
+        return None
+    train = data.load_dataset(params["dataset"], "train")
+    size = len(train)  # type: ignore[arg-type]
+    if params["train_images"] + count > size:
+        raise ValueError(
+            f"public_images={count} needs {params['train_images'] + count} training "
+            f"images with train_images={params['train_images']}, but the data set "
+            f"has {size}; lower public_images or train_images."
+        )
+    # The seeded order of defenses.utility's training sample, continued.
+    images, _, _ = data.sample_victims(
+        train, params["train_images"] + count, seed=params["seed"]
+    )
+    return images[params["train_images"] :]
+
+
 def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
-    """Vanilla vs Inside-dataset InstaHide training; DLG through each setting."""
+    """Vanilla vs InstaHide training; DLG through each setting.
+
+    InstaHide runs inside the data set and, when ``public_images`` > 0, across
+    data sets with the held-out stand-in public set (:func:`public_set`).
+    """
     info = data.dataset_info(params["dataset"])
     k, upper, seed = params["k"], params["upper"], params["seed"]
-    training = {
+    public = public_set(params)
+    training: dict[str, Defense] = {
         "vanilla": NoDefense(seed=seed),
         # Inside the training batch: partners are the client's other images.
         f"InstaHide k={k}": InstaHide(k, upper=upper, center=info.mean, seed=seed),
     }
+    cross = f"Cross-InstaHide k={k}"
+    if public is not None:
+        training[cross] = InstaHide(
+            k,
+            upper=upper,
+            center=info.mean,
+            public=public,
+            public_count=public_partners(k),
+            seed=seed,
+        )
     attacked: dict[str, DefenseFactory] = {
         "none": lambda pool, s: NoDefense(seed=s),
         f"MixUp k={k}": lambda pool, s: MixUp(
@@ -59,6 +118,16 @@ def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
             k, upper=upper, pool=pool, center=info.mean, seed=s
         ),
     }
+    if public is not None:
+        attacked[cross] = lambda pool, s: InstaHide(
+            k,
+            upper=upper,
+            pool=pool,
+            center=info.mean,
+            public=public,
+            public_count=public_partners(k),
+            seed=s,
+        )
     return run_defense_page(params, training, attacked, progress=progress)
 
 
