@@ -100,7 +100,9 @@ glue("avd_tradeoff", experiment.tradeoff_figure(result), display=False)
 # ## The main table
 #
 # Attack quality (strong assumptions) and the test accuracy of a model trained
-# with each defense.
+# with each defense. The LPIPS column appears only when the AlexNet weights
+# LPIPS needs are in torch's download cache (`torch.hub.get_dir()`); this
+# build cannot download them.
 
 # %%
 experiment.table_frame(result)
