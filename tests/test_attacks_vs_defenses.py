@@ -223,8 +223,11 @@ def test_run_produces_every_table_figure_and_row(tmp_path, monkeypatch, cifar10)
     assert all(r.paper is None for r in rows)
     assert "with no defense" in experiment.summary_text(result)
     assert len(result.unrelated_psnr) == 1
-    table = experiment.claims_markdown(result).splitlines()
-    assert len(table) == 2 + len(experiment.claims(result))
+    claims = experiment.claims(result)
+    assert len(experiment.claims_frame(result)) == len(claims)
+    table = experiment.claims_html(result)
+    assert table.count("</tr>") == 1 + len(claims)
+    assert all(c.claim in table for c in claims)  # never cut short
     assert any(r.experiment.endswith("unrelated-image") for r in rows)
 
 

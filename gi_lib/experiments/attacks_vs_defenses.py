@@ -676,17 +676,30 @@ def claims(result: EvaluationRun) -> list[Claim]:
     return out
 
 
-def claims_markdown(result: EvaluationRun) -> str:
-    """The claims as a Markdown table (long cells stay whole, unlike a frame's)."""
-    lines = [
-        "| the paper's finding | this run | holds here |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {c.claim} | {c.evidence} | {'yes' if c.holds else 'no'} |"
-        for c in claims(result)
-    ]
-    return "\n".join(lines)
+def claims_frame(result: EvaluationRun):  # noqa: ANN201 - pandas imported lazily
+    """The claims as a table: the finding, this run's numbers, the verdict."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "the paper's finding": c.claim,
+                "this run": c.evidence,
+                "holds here": "yes" if c.holds else "no",
+            }
+            for c in claims(result)
+        ]
+    )
+
+
+def claims_html(result: EvaluationRun) -> str:
+    """:func:`claims_frame` as HTML with every cell whole (pandas would cut
+    long cells short; the book renders notebook Markdown as CommonMark, which
+    has no tables)."""
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", None):
+        return claims_frame(result).to_html(index=False)
 
 
 def summary_text(result: EvaluationRun) -> str:

@@ -50,7 +50,7 @@
 # %% tags=["remove-cell"]
 import time
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import attacks_vs_defenses as experiment
@@ -156,7 +156,7 @@ experiment.table_frame(result)
 # profile's attack runs two steps, so its verdicts mean nothing.
 
 # %%
-Markdown(experiment.claims_markdown(result))
+HTML(experiment.claims_html(result))
 
 # %% [markdown]
 # **How far this is from the paper.** The scale is far smaller (see
