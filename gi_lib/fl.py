@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
+from gi_lib.batchnorm import BNStatistics
+
 if TYPE_CHECKING:
     from gi_lib.defenses.base import Defense
 
@@ -84,6 +86,7 @@ class Observation:
     local_lr: float | None = None
     local_steps: int | None = None
     local_batch_size: int | None = None
+    bn_statistics: BNStatistics | None = None
 
     @property
     def device(self) -> torch.device:

@@ -1,5 +1,41 @@
-"""Gradient inversion attacks: one module per paper, a shared loop in ``base``."""
+"""Gradient inversion attacks: one module per paper, one loop and a registry.
 
+Every attack is reachable by name with one contract (see
+:mod:`gi_lib.attacks.registry`)::
+
+    from gi_lib.attacks import build_attack
+
+    attack = build_attack("inverting", max_iterations=200)
+    reconstruction = attack.reconstruct(observation, seed=0)
+
+Importing this package registers every attack below.
+"""
+
+from gi_lib.attacks import bn_prior, cafe, dlg, idlg, inverting, rgap
 from gi_lib.attacks.base import AttackDiverged, OptimConfig, Reconstruction
+from gi_lib.attacks.priors import Prior
+from gi_lib.attacks.registry import (
+    Attack,
+    attack_entry,
+    attack_names,
+    build_attack,
+    register_attack,
+)
 
-__all__ = ["AttackDiverged", "OptimConfig", "Reconstruction"]
+__all__ = [
+    "Attack",
+    "AttackDiverged",
+    "OptimConfig",
+    "Prior",
+    "Reconstruction",
+    "attack_entry",
+    "attack_names",
+    "bn_prior",
+    "build_attack",
+    "cafe",
+    "dlg",
+    "idlg",
+    "inverting",
+    "register_attack",
+    "rgap",
+]

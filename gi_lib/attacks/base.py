@@ -1,11 +1,17 @@
 """The shared optimisation loop and the pieces every optimisation attack uses.
 
 An optimisation attack makes dummy data (and maybe dummy labels), computes the
-gradient the model would produce on them, and moves the dummies so that this
-gradient matches the observed one. The loop here handles the optimiser,
-restarts, the box constraint, a progress bar, the history and snapshots that
-notebooks plot, and a clear stop when the loss becomes NaN or infinite. Each
-paper's module only says what is new in that paper.
+update the model would produce on them, and moves the dummies so that this
+update matches the observed one. :func:`optimize` is the one loop that every
+optimisation attack runs: L-BFGS or Adam, steps on the sign of the gradient,
+the step-size cuts of Inverting Gradients, optimisation in the model's
+normalised image space with a box constraint, restarts batched with
+``torch.func.vmap`` where the objective allows, one divergence policy, one
+PSNR monitor, snapshots and a progress bar. An attack describes itself as a
+:class:`Problem` (its variables, how to start them, its objective); the
+matching distances (:data:`DISTANCES`) and image priors
+(:mod:`gi_lib.attacks.priors`) are named terms its config lists. Each paper's
+module holds only what is new in that paper.
 """
 
 from __future__ import annotations
@@ -16,9 +22,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from torch import nn
+from torch.func import vmap
 from tqdm import tqdm
 
+from gi_lib import fl
 from gi_lib.metrics import best_matching, psnr
+from gi_lib.models import Normalize
 
 
 class AttackDiverged(RuntimeError):
@@ -37,12 +47,23 @@ class OptimConfig:
         lbfgs_inner_steps: torch's L-BFGS ``max_iter`` (DLG uses the default 20).
         lbfgs_history: torch's L-BFGS ``history_size`` (default 100).
         restarts: independent random initialisations; the one with the lowest
-            final matching loss is returned.
-        box_constraint: clamp images into [0, 1] after each step.
+            matching loss at its final iterate is returned.
+        box_constraint: clamp the images, after every step, to the values that
+            map to pixels in [0, 1].
+        signed: step on the sign of the gradient (Inverting Gradients; Adam only).
+        lr_decay: divide the step size by 10 at 3/8, 5/8 and 7/8 of
+            ``max_iterations`` (Inverting Gradients' schedule).
+        batched_restarts: run the restarts as one vectorised computation
+            (``torch.func.vmap``; Adam only, and only for attacks whose
+            objective is vmappable); the numbers agree with sequential
+            restarts up to float rounding.
         stop_loss: stop early once the matching loss falls below this.
         on_divergence: ``"raise"`` stops with :class:`AttackDiverged`;
-            ``"stop"`` ends that restart and keeps its last finite iterate.
+            ``"stop"`` freezes a restart whose loss became non-finite at its
+            last finite iterate and counts it as failed.
         snapshot_iterations: iterations at which to keep a copy of the images.
+        monitor_every: record PSNR (when the truth is given) every this many
+            iterations and at the last; 0 picks about 50 points.
         progress: show a tqdm progress bar.
     """
 
@@ -53,9 +74,13 @@ class OptimConfig:
     lbfgs_history: int = 100
     restarts: int = 1
     box_constraint: bool = False
+    signed: bool = False
+    lr_decay: bool = False
+    batched_restarts: bool = False
     stop_loss: float | None = None
     on_divergence: Literal["raise", "stop"] = "raise"
     snapshot_iterations: tuple[int, ...] = ()
+    monitor_every: int = 1
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -76,8 +101,17 @@ class OptimConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.monitor_every, int) or self.monitor_every < 0:
+            raise ValueError(
+                f"monitor_every must be an integer >= 0, got {self.monitor_every!r}."
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
+        if self.optimizer == "lbfgs" and (self.signed or self.batched_restarts):
+            raise ValueError(
+                "signed steps and batched restarts need optimizer='adam'; L-BFGS "
+                "runs one restart at a time on the true gradient."
+            )
 
 
 @dataclass
@@ -87,9 +121,11 @@ class Reconstruction:
     Attributes:
         images: reconstructed images ``(N, C, H, W)``, clamped to [0, 1].
         labels: reconstructed or inferred labels ``(N,)``.
-        loss: final gradient-matching loss of the returned restart.
-        history: per-iteration records ``{"iteration", "loss"}`` plus ``"psnr"``
-            when the notebook passed the truth for monitoring.
+        loss: matching loss (without priors) of the returned restart at its
+            final images.
+        history: per-iteration records ``{"iteration", "loss"}``, plus
+            ``"psnr"`` at the monitored iterations when the truth was passed
+            (iteration 0, before any step, has loss NaN).
         snapshots: iteration -> images at that iteration (clamped to [0, 1]).
         diverged: the returned restart stopped on a NaN or infinite loss.
         restart: index of the returned restart.
@@ -106,6 +142,11 @@ class Reconstruction:
     evaluations: int = 0
 
 
+# ---------------------------------------------------------------------------
+# Matching distances
+# ---------------------------------------------------------------------------
+
+
 def l2_gradient_distance(
     dummy: Sequence[torch.Tensor], observed: Sequence[torch.Tensor]
 ) -> torch.Tensor:
@@ -113,14 +154,51 @@ def l2_gradient_distance(
     return sum(((d - o) ** 2).sum() for d, o in zip(dummy, observed, strict=True))  # type: ignore[return-value]
 
 
-def cosine_gradient_distance(
-    dummy: Sequence[torch.Tensor], observed: Sequence[torch.Tensor]
+def cosine_distance(
+    simulated: Sequence[torch.Tensor], observed: Sequence[torch.Tensor]
 ) -> torch.Tensor:
-    """One minus the cosine similarity of the two gradients taken as one vector."""
-    dot = sum((d * o).sum() for d, o in zip(dummy, observed, strict=True))
-    dummy_norm = torch.sqrt(sum((d * d).sum() for d in dummy))  # type: ignore[arg-type]
-    observed_norm = torch.sqrt(sum((o * o).sum() for o in observed))  # type: ignore[arg-type]
-    return 1 - dot / (dummy_norm * observed_norm).clamp_min(1e-12)
+    """One minus the cosine similarity of both updates, each taken as one vector."""
+    dot = sum((s * o).sum() for s, o in zip(simulated, observed, strict=True))
+    norm_s = sum((s * s).sum() for s in simulated)
+    norm_o = sum((o * o).sum() for o in observed)
+    return 1 - dot / (torch.sqrt(norm_s) * torch.sqrt(norm_o)).clamp_min(1e-12)  # type: ignore[arg-type]
+
+
+Distance = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor]
+DISTANCES: dict[str, Distance] = {
+    "l2": l2_gradient_distance,
+    "cosine": cosine_distance,
+}
+
+
+def distance(name: str) -> Distance:
+    """The matching distance called ``name`` (see :data:`DISTANCES`)."""
+    try:
+        return DISTANCES[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown matching distance {name!r}; choose one of {', '.join(DISTANCES)}."
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# Side information every attack reads the same way
+# ---------------------------------------------------------------------------
+
+
+def last_linear_weight_index(model: nn.Module) -> int:
+    """Position, among trainable parameters, of the last linear layer's weight."""
+    linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    indices = [
+        i
+        for i, p in enumerate(fl.trainable_parameters(model))
+        if id(p) in linear_weights
+    ]
+    if not indices:
+        raise ValueError(
+            "Label inference needs a model whose output layer is nn.Linear."
+        )
+    return indices[-1]
 
 
 def infer_labels_from_last_layer(
@@ -150,160 +228,39 @@ def infer_labels_from_last_layer(
     return torch.argsort(row_sums)[:num_images]
 
 
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
+def infer_labels(observation: fl.Observation) -> torch.Tensor:
+    """Labels from the last linear layer's update (iDLG's sign rule).
 
-
-def _monitor_psnr(images: torch.Tensor, truth: torch.Tensor) -> float:
-    clamped = images.detach().clamp(0, 1)
-    if clamped.shape[0] > 1:
-        clamped = clamped[best_matching(clamped, truth)]
-    return float(psnr(clamped, truth).mean())
-
-
-@dataclass
-class _Run:
-    images: torch.Tensor
-    extra: list[torch.Tensor]
-    loss: float
-    history: list[dict[str, float]]
-    snapshots: dict[int, torch.Tensor]
-    diverged: bool
-    evaluations: int
-
-
-def optimize(
-    objective: Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor],
-    images: torch.Tensor,
-    extra: list[torch.Tensor],
-    config: OptimConfig,
-    *,
-    truth: torch.Tensor | None = None,
-    description: str = "attack",
-) -> _Run:
-    """Minimise ``objective(images, extra)`` over ``images`` and ``extra``.
-
-    Args:
-        objective: the matching loss; must build a graph through the variables.
-        images: leaf tensor of dummy images, optimised in place.
-        extra: further leaf tensors optimised alongside (e.g. DLG's dummy label).
-        config: loop settings.
-        truth: true images, only to record PSNR in the history for plots; the
-            optimisation never reads it.
-        description: progress-bar label.
+    A FedAvg weight difference points against the gradient (``-lr`` times a
+    sum of gradients), so its sign is flipped first. For a batch this assumes
+    distinct labels (see :func:`infer_labels_from_last_layer`).
     """
-    variables = [images, *extra]
-    for variable in variables:
-        variable.requires_grad_(True)
-    if config.optimizer == "lbfgs":
-        optimizer: torch.optim.Optimizer = torch.optim.LBFGS(
-            variables,
-            lr=config.lr,
-            max_iter=config.lbfgs_inner_steps,
-            history_size=config.lbfgs_history,
-        )
-    else:
-        optimizer = torch.optim.Adam(variables, lr=config.lr)
-
-    evaluations = 0
-
-    def closure() -> torch.Tensor:
-        nonlocal evaluations
-        optimizer.zero_grad()
-        loss = objective(images, extra)
-        loss.backward()
-        evaluations += 1
-        return loss
-
-    history: list[dict[str, float]] = []
-    snapshots: dict[int, torch.Tensor] = {}
-    wanted = set(config.snapshot_iterations)
-    if 0 in wanted:
-        snapshots[0] = images.detach().clamp(0, 1).cpu().clone()
-    last_good = [v.detach().clone() for v in variables]
-    last_loss = math.inf
-    diverged = False
-    bar = tqdm(
-        range(1, config.max_iterations + 1),
-        desc=description,
-        disable=not config.progress,
-        mininterval=2.0,
-        leave=False,
-    )
-    for iteration in bar:
-        loss_tensor = optimizer.step(closure)
-        loss = float(loss_tensor.detach()) if loss_tensor is not None else math.nan
-        finite = _finite(loss) and all(bool(torch.isfinite(v).all()) for v in variables)
-        if not finite:
-            if config.on_divergence == "raise":
-                raise AttackDiverged(
-                    f"{description}: the gradient-matching loss became {loss} at "
-                    f"iteration {iteration}. Lower the learning rate (lr={config.lr}), "
-                    "switch the optimizer to 'adam', add restarts, or set "
-                    "on_divergence='stop' to keep the last finite iterate and count "
-                    "the trial as a failure."
-                )
-            diverged = True
-            with torch.no_grad():
-                for variable, good in zip(variables, last_good, strict=True):
-                    variable.copy_(good)
-            break
-        if config.box_constraint:
-            with torch.no_grad():
-                images.clamp_(0, 1)
-        last_good = [v.detach().clone() for v in variables]
-        last_loss = loss
-        record = {"iteration": float(iteration), "loss": loss}
-        if truth is not None:
-            record["psnr"] = _monitor_psnr(images, truth)
-        history.append(record)
-        if iteration in wanted:
-            snapshots[iteration] = images.detach().clamp(0, 1).cpu().clone()
-        if config.stop_loss is not None and loss < config.stop_loss:
-            break
-    bar.close()
-    # Fill snapshots past an early stop with the final image, so figures stay aligned.
-    final = images.detach().clamp(0, 1).cpu().clone()
-    for iteration in wanted:
-        snapshots.setdefault(iteration, final)
-    return _Run(
-        images=images.detach(),
-        extra=[e.detach() for e in extra],
-        loss=last_loss,
-        history=history,
-        snapshots=dict(sorted(snapshots.items())),
-        diverged=diverged,
-        evaluations=evaluations,
-    )
+    update = observation.gradients[last_linear_weight_index(observation.model)]
+    if observation.update_kind == "weight_difference":
+        update = -update
+    return infer_labels_from_last_layer(update, observation.num_images)
 
 
-def best_of_restarts(
-    attempt: Callable[[int], tuple[_Run, torch.Tensor]], restarts: int
-) -> Reconstruction:
-    """Run ``attempt(restart)`` ``restarts`` times; keep the lowest final loss.
+def attack_labels(observation: fl.Observation) -> tuple[torch.Tensor, bool]:
+    """The labels the attack uses, and whether they were given (not inferred)."""
+    if observation.labels is not None:
+        return observation.labels.to(observation.device), True
+    return infer_labels(observation).to(observation.device), False
 
-    ``attempt`` returns the run and the labels it settled on. A diverged run
-    counts only if every run diverged.
+
+def image_normalisation(
+    model: nn.Module, channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std ``(C, 1, 1)`` of the model's :class:`Normalize` layer.
+
+    A model without one (DLG's LeNet) sees raw [0, 1] pixels: mean 0, std 1.
     """
-    best: tuple[_Run, torch.Tensor, int] | None = None
-    evaluations = 0
-    for restart in range(restarts):
-        run, labels = attempt(restart)
-        evaluations += run.evaluations
-        key = (run.diverged, run.loss)
-        if best is None or key < (best[0].diverged, best[0].loss):
-            best = (run, labels, restart)
-    assert best is not None
-    run, labels, restart = best
-    return Reconstruction(
-        images=run.images.clamp(0, 1),
-        labels=labels,
-        loss=run.loss,
-        history=run.history,
-        snapshots=run.snapshots,
-        diverged=run.diverged,
-        restart=restart,
-        evaluations=evaluations,
+    for module in model.modules():
+        if isinstance(module, Normalize):
+            return module.mean.reshape(-1, 1, 1), module.std.reshape(-1, 1, 1)
+    device = next(model.parameters()).device
+    return torch.zeros(channels, 1, 1, device=device), torch.ones(
+        channels, 1, 1, device=device
     )
 
 
@@ -314,9 +271,8 @@ def simulated_gradients(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> tuple[torch.Tensor, ...]:
     """The gradient the model would send for ``(images, target)``, differentiable."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
     loss = loss_fn(model(images), target)
-    return torch.autograd.grad(loss, parameters, create_graph=True)
+    return torch.autograd.grad(loss, fl.trainable_parameters(model), create_graph=True)
 
 
 def attack_generator(seed: int, restart: int, device: torch.device) -> torch.Generator:
@@ -324,3 +280,353 @@ def attack_generator(seed: int, restart: int, device: torch.device) -> torch.Gen
     generator = torch.Generator(device=device)
     generator.manual_seed(seed * 1000 + restart)
     return generator
+
+
+# ---------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------
+
+Variables = list[torch.Tensor]
+Objective = Callable[[Variables], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class ImageSpace:
+    """Where the dummy images live: ``pixels = z * std + mean``.
+
+    Pixel space is ``mean=0, std=1``; Inverting Gradients optimises in the
+    model's normalised space (:func:`normalised_space`), where the box that
+    maps to pixels in [0, 1] is ``[-mean / std, (1 - mean) / std]``.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def to_pixels(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.std + self.mean
+
+    @property
+    def low(self) -> torch.Tensor:
+        return -self.mean / self.std
+
+    @property
+    def high(self) -> torch.Tensor:
+        return (1 - self.mean) / self.std
+
+
+def pixel_space(device: torch.device) -> ImageSpace:
+    """Images optimised as pixels."""
+    return ImageSpace(torch.zeros((), device=device), torch.ones((), device=device))
+
+
+def normalised_space(observation: fl.Observation) -> ImageSpace:
+    """The model's normalised input space (pixel space if it has no Normalize)."""
+    mean, std = image_normalisation(observation.model, observation.image_shape[0])
+    return ImageSpace(mean.to(observation.device), std.to(observation.device))
+
+
+@dataclass
+class Problem:
+    """One attack's optimisation problem, as the loop sees it.
+
+    Attributes:
+        objective: the variables of one restart (images first, in ``space``)
+            -> ``(matching, total)``, both scalars: the matching loss alone
+            (used to report, select restarts and detect divergence) and the
+            matching loss plus the priors (what is minimised). Must build a
+            graph through the variables.
+        init: restart index -> its initial variables (images first).
+        labels: the variables of one restart -> the labels it settled on.
+        space: where the images live.
+        vmappable: the objective works under ``torch.func.vmap``, so
+            restarts can be batched.
+        description: progress-bar label.
+    """
+
+    objective: Objective
+    init: Callable[[int], Variables]
+    labels: Callable[[Variables], torch.Tensor]
+    space: ImageSpace
+    vmappable: bool = False
+    description: str = "attack"
+
+
+def lr_milestones(max_iterations: int) -> list[int]:
+    """Inverting Gradients' decay points: ``n // 2.667, // 1.6, // 1.142``."""
+    return [int(max_iterations // f) for f in (2.667, 1.6, 1.142)]
+
+
+def _monitor(pixels: torch.Tensor, truth: torch.Tensor) -> list[float]:
+    """PSNR of each restart ``(G, N, C, H, W)``, best-matched within a batch."""
+    values = []
+    for images in pixels:
+        if images.shape[0] > 1:
+            images = images[best_matching(images, truth)]
+        values.append(float(psnr(images, truth).mean()))
+    return values
+
+
+@dataclass
+class _Group:
+    """The state and records of restarts optimised together."""
+
+    variables: Variables  # each (G, ...)
+    losses: list[list[float]]
+    psnr_points: list[tuple[int, list[float]]]
+    snapshots: dict[int, torch.Tensor]  # iteration -> (G, N, C, H, W)
+    diverged: list[bool]
+    evaluations: int = 0
+
+
+class _Loop:
+    """Runs :class:`Problem` under :class:`OptimConfig` for a group of restarts."""
+
+    def __init__(
+        self, problem: Problem, config: OptimConfig, truth: torch.Tensor | None
+    ) -> None:
+        self.problem = problem
+        self.config = config
+        self.truth = truth
+        self.every = config.monitor_every or max(1, config.max_iterations // 50)
+        self.wanted = set(config.snapshot_iterations)
+
+    def evaluate(self, variables: Variables) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(matching, total)`` of every restart in the group, shapes ``(G,)``."""
+        if self.config.batched_restarts and variables[0].shape[0] > 1:
+            return vmap(lambda *v: self.problem.objective(list(v)))(*variables)
+        pairs = [
+            self.problem.objective([v[r] for v in variables])
+            for r in range(variables[0].shape[0])
+        ]
+        return torch.stack([m for m, _ in pairs]), torch.stack([t for _, t in pairs])
+
+    def pixels(self, group: _Group) -> torch.Tensor:
+        return self.problem.space.to_pixels(group.variables[0].detach()).clamp(0, 1)
+
+    def record(self, group: _Group, iteration: int) -> None:
+        config = self.config
+        if self.truth is not None and (
+            iteration == 0
+            or iteration % self.every == 0
+            or iteration == config.max_iterations
+        ):
+            group.psnr_points.append(
+                (iteration, _monitor(self.pixels(group), self.truth))
+            )
+        if iteration in self.wanted:
+            group.snapshots[iteration] = self.pixels(group).cpu()
+
+    def diverged_error(self, iteration: int, loss: float) -> AttackDiverged:
+        return AttackDiverged(
+            f"{self.problem.description}: the matching loss became {loss} at "
+            f"iteration {iteration}. Lower the learning rate "
+            f"(lr={self.config.lr}), switch the optimizer, add restarts, or set "
+            "on_divergence='stop' to keep the last finite iterate and count the "
+            "trial as a failure."
+        )
+
+    def box(self, variables: Variables) -> None:
+        if self.config.box_constraint:
+            space = self.problem.space
+            with torch.no_grad():
+                images = variables[0]
+                images.copy_(
+                    torch.maximum(torch.minimum(images, space.high), space.low)
+                )
+
+    def run(self, restarts: Sequence[int], bar: tqdm) -> _Group:
+        starts = [self.problem.init(r) for r in restarts]
+        variables = [
+            torch.stack([s[i] for s in starts]).requires_grad_(True)
+            for i in range(len(starts[0]))
+        ]
+        group = _Group(
+            variables=variables,
+            losses=[[] for _ in restarts],
+            psnr_points=[],
+            snapshots={},
+            diverged=[False] * len(restarts),
+        )
+        self.record(group, 0)
+        if self.config.optimizer == "lbfgs":
+            self._lbfgs(group, bar)
+        else:
+            self._adam(group, bar)
+        final = self.pixels(group).cpu()
+        for iteration in self.wanted:
+            group.snapshots.setdefault(iteration, final)
+        return group
+
+    def _adam(self, group: _Group, bar: tqdm) -> None:
+        config = self.config
+        variables = group.variables
+        optimizer = torch.optim.Adam(variables, lr=config.lr)
+        scheduler = (
+            torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, milestones=lr_milestones(config.max_iterations), gamma=0.1
+            )
+            if config.lr_decay
+            else None
+        )
+        for iteration in range(1, config.max_iterations + 1):
+            matching, total = self.evaluate(variables)
+            gradients = list(torch.autograd.grad(total.sum(), variables))
+            group.evaluations += len(group.diverged)
+            values = matching.detach().cpu().tolist()
+            bad = [
+                not math.isfinite(v)
+                or not all(bool(torch.isfinite(g[r]).all()) for g in gradients)
+                for r, v in enumerate(values)
+            ]
+            if any(bad):
+                if config.on_divergence == "raise":
+                    first = values[bad.index(True)]
+                    raise self.diverged_error(iteration, first)
+                group.diverged = [
+                    d or b for d, b in zip(group.diverged, bad, strict=True)
+                ]
+                if all(group.diverged):
+                    break  # nothing left to move; keep the last finite iterate
+                # A failed restart keeps its last finite images.
+                for g in gradients:
+                    g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+                    for r, failed in enumerate(group.diverged):
+                        if failed:
+                            g[r] = 0
+            for variable, g in zip(variables, gradients, strict=True):
+                variable.grad = g.sign() if config.signed else g
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            self.box(variables)
+            for r, value in enumerate(values):
+                group.losses[r].append(value)
+            self.record(group, iteration)
+            bar.update(1)
+            if config.stop_loss is not None and max(values) < config.stop_loss:
+                break
+
+    def _lbfgs(self, group: _Group, bar: tqdm) -> None:
+        config = self.config
+        variables = group.variables
+        optimizer = torch.optim.LBFGS(
+            variables,
+            lr=config.lr,
+            max_iter=config.lbfgs_inner_steps,
+            history_size=config.lbfgs_history,
+        )
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            _, total = self.evaluate(variables)
+            loss = total.sum()
+            loss.backward()
+            group.evaluations += 1
+            return loss
+
+        last_good = [v.detach().clone() for v in variables]
+        for iteration in range(1, config.max_iterations + 1):
+            returned = optimizer.step(closure)
+            loss = float(returned.detach()) if returned is not None else math.nan
+            finite = math.isfinite(loss) and all(
+                bool(torch.isfinite(v).all()) for v in variables
+            )
+            if not finite:
+                if config.on_divergence == "raise":
+                    raise self.diverged_error(iteration, loss)
+                group.diverged = [True]
+                with torch.no_grad():
+                    for variable, good in zip(variables, last_good, strict=True):
+                        variable.copy_(good)
+                break
+            self.box(variables)
+            last_good = [v.detach().clone() for v in variables]
+            group.losses[0].append(loss)
+            self.record(group, iteration)
+            bar.update(1)
+            if config.stop_loss is not None and loss < config.stop_loss:
+                break
+
+
+def optimize(
+    problem: Problem,
+    config: OptimConfig,
+    *,
+    truth: torch.Tensor | None = None,
+) -> Reconstruction:
+    """Minimise ``problem``'s objective; return the best restart.
+
+    Restarts run together when ``config.batched_restarts`` is set and the
+    problem is vmappable, else one after another (always for L-BFGS, whose
+    line search and history must not couple restarts). Each restart is then
+    scored by its matching loss (no priors) at its final images; a diverged
+    restart is returned only if every restart diverged.
+
+    Args:
+        problem: the attack's variables and objective.
+        config: loop settings.
+        truth: true images, only to record PSNR in the history for plots; the
+            optimisation never reads it.
+    """
+    if config.batched_restarts and not problem.vmappable:
+        raise ValueError(
+            f"{problem.description} cannot batch its restarts (its objective is not "
+            "vmappable); set batched_restarts=False."
+        )
+    loop = _Loop(problem, config, truth)
+    groups_of = (
+        [list(range(config.restarts))]
+        if config.batched_restarts
+        else [[r] for r in range(config.restarts)]
+    )
+    bar = tqdm(
+        total=config.max_iterations * len(groups_of),
+        desc=problem.description,
+        disable=not config.progress,
+        mininterval=2.0,
+        leave=False,
+    )
+    candidates: list[tuple[_Group, int]] = []
+    try:
+        for restarts in groups_of:
+            group = loop.run(restarts, bar)
+            candidates += [(group, i) for i in range(len(restarts))]
+    finally:
+        bar.close()
+    # Score every restart by its matching loss (no prior) at its final images.
+    finals: list[float] = []
+    for group, i in candidates:
+        if group.diverged[i]:
+            finals.append(math.inf)
+            continue
+        with torch.enable_grad():
+            matching, _ = problem.objective([v[i].detach() for v in group.variables])
+        value = float(matching.detach())
+        finals.append(value if math.isfinite(value) else math.inf)
+    best = min(
+        range(len(candidates)),
+        key=lambda k: (candidates[k][0].diverged[candidates[k][1]], finals[k]),
+    )
+    group, i = candidates[best]
+    psnr_at = {iteration: values[i] for iteration, values in group.psnr_points}
+    history: list[dict[str, float]] = []
+    if 0 in psnr_at:
+        history.append({"iteration": 0.0, "loss": math.nan, "psnr": psnr_at[0]})
+    for iteration, loss in enumerate(group.losses[i], start=1):
+        record = {"iteration": float(iteration), "loss": loss}
+        if iteration in psnr_at:
+            record["psnr"] = psnr_at[iteration]
+        history.append(record)
+    variables = [v[i].detach() for v in group.variables]
+    return Reconstruction(
+        images=problem.space.to_pixels(variables[0]).clamp(0, 1),
+        labels=problem.labels(variables),
+        loss=finals[best],
+        history=history,
+        snapshots={k: v[i] for k, v in sorted(group.snapshots.items())},
+        diverged=group.diverged[i],
+        restart=best,
+        evaluations=sum(
+            g.evaluations for g in {id(g): g for g, _ in candidates}.values()
+        ),
+    )

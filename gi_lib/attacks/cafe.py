@@ -29,7 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
+from gi_lib.attacks.base import Reconstruction
+from gi_lib.attacks.priors import total_variation
+from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import VerticalObservation, join_features, vertical_gradients
+from gi_lib.metrics import psnr
 
 # Parameter positions in BottomModel: conv (weight, bias), first_fc, embed.
 _FC_WEIGHT, _FC_BIAS = 2, 3
@@ -77,13 +81,6 @@ class _RowAdam:
         m_hat = self.m[rows] / (1 - beta1**t)
         v_hat = self.v[rows] / (1 - beta2**t)
         self.values[rows] -= self.lr * m_hat / (v_hat.sqrt() + 1e-8)
-
-
-def total_variation(images: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of neighbouring pixels."""
-    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
-    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
-    return dx + dy
 
 
 class CAFE:
@@ -199,3 +196,70 @@ class CAFE:
     def images(self) -> torch.Tensor:
         """The reconstructed samples, strips joined into images ``(N, C, H, W)``."""
         return join_features([f.clamp(0, 1) for f in self.features])
+
+
+@dataclass(frozen=True)
+class VerticalRecording:
+    """What the server saw over a run of vertical training steps.
+
+    Attributes:
+        steps: the server's view of each step, in order.
+        num_samples: samples in the training set (indices ``0..N-1``).
+    """
+
+    steps: tuple[VerticalObservation, ...]
+    num_samples: int
+
+
+@register_attack(
+    "cafe",
+    config=CAFEConfig,
+    summary="CAFE: vertical FL, per-sample recovery from many batches' gradients",
+    observation="vertical",
+)
+def reconstruct(
+    observation: VerticalRecording,
+    config: CAFEConfig | None = None,
+    *,
+    seed: int = 0,
+    truth: torch.Tensor | None = None,
+) -> Reconstruction:
+    """The attack contract over a recorded run: feed every step, return the data.
+
+    The online form (:class:`CAFE`, one :meth:`CAFE.update` per training step)
+    is what a notebook that trains and attacks side by side uses; this adapter
+    replays a recording through it. ``labels`` are the labels the server saw
+    for each sample (it holds them), ``-1`` for a sample never drawn;
+    ``history`` holds the three steps' errors per observed step, plus PSNR
+    when ``truth`` (all samples, ``(N, C, H, W)``) is given.
+    """
+    if not observation.steps:
+        raise ValueError("CAFE needs at least one observed training step.")
+    model = observation.steps[0].model
+    first = model.parties[0].first_fc
+    attack = CAFE(
+        observation.num_samples,
+        model.slice_shapes,
+        hidden=first.out_features,
+        feature_size=first.in_features,
+        config=config,
+        seed=seed,
+    )
+    labels = torch.full((observation.num_samples,), -1, dtype=torch.long)
+    history: list[dict[str, float]] = []
+    for step in observation.steps:
+        labels[step.indices] = step.labels
+        record: dict[str, float] = {"iteration": float(step.step + 1)}
+        errors = attack.update(step)
+        record["loss"] = errors["step3"]
+        record.update(errors)
+        if truth is not None:
+            record["psnr"] = float(psnr(attack.images(), truth).mean())
+        history.append(record)
+    return Reconstruction(
+        images=attack.images(),
+        labels=labels,
+        loss=history[-1]["loss"],
+        history=history,
+        evaluations=len(observation.steps),
+    )

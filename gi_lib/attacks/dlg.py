@@ -15,13 +15,15 @@ import torch
 
 from gi_lib.attacks.base import (
     OptimConfig,
+    Problem,
     Reconstruction,
     attack_generator,
-    best_of_restarts,
     l2_gradient_distance,
     optimize,
+    pixel_space,
     simulated_gradients,
 )
+from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import Observation, cross_entropy
 
 
@@ -34,6 +36,9 @@ class DLGConfig:
     )
 
 
+@register_attack(
+    "dlg", config=DLGConfig, summary="DLG: L2 matching, L-BFGS on image and label"
+)
 def reconstruct(
     observation: Observation,
     config: DLGConfig | None = None,
@@ -54,12 +59,14 @@ def reconstruct(
     model = observation.model
     shape = (observation.num_images, *observation.image_shape)
 
-    def objective(images: torch.Tensor, extra: list[torch.Tensor]) -> torch.Tensor:
-        soft_labels = torch.softmax(extra[0], dim=-1)
+    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, label_logits = variables
+        soft_labels = torch.softmax(label_logits, dim=-1)
         dummy = simulated_gradients(model, images, soft_labels, cross_entropy)
-        return l2_gradient_distance(dummy, observation.gradients)
+        matching = l2_gradient_distance(dummy, observation.gradients)
+        return matching, matching
 
-    def attempt(restart: int):  # noqa: ANN202 - internal
+    def init(restart: int) -> list[torch.Tensor]:
         generator = attack_generator(seed, restart, device)
         images = torch.randn(shape, generator=generator, device=device)
         label_logits = torch.randn(
@@ -67,14 +74,13 @@ def reconstruct(
             generator=generator,
             device=device,
         )
-        run = optimize(
-            objective,
-            images,
-            [label_logits],
-            config.optim,
-            truth=truth,
-            description="DLG",
-        )
-        return run, run.extra[0].argmax(dim=-1)
+        return [images, label_logits]
 
-    return best_of_restarts(attempt, config.optim.restarts)
+    problem = Problem(
+        objective=objective,
+        init=init,
+        labels=lambda variables: variables[1].argmax(dim=-1),
+        space=pixel_space(device),
+        description="DLG",
+    )
+    return optimize(problem, config.optim, truth=truth)

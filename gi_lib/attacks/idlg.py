@@ -2,9 +2,10 @@
 
 For one image trained with cross-entropy, the gradient of the last linear
 layer's weight has a negative row sum exactly at the true class (its inputs
-are non-negative after a sigmoid). iDLG reads the label off that sign, then
-optimises only the dummy image against the gradient with the label fixed,
-which is easier and more stable than DLG's joint search.
+are non-negative after a sigmoid). iDLG reads the label off that sign
+(:func:`gi_lib.attacks.base.infer_labels`), then optimises only the dummy
+image against the gradient with the label fixed, which is easier and more
+stable than DLG's joint search.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from gi_lib.attacks.base import (
     OptimConfig,
+    Problem,
     Reconstruction,
     attack_generator,
-    best_of_restarts,
-    infer_labels_from_last_layer,
+    infer_labels,
     l2_gradient_distance,
     optimize,
+    pixel_space,
     simulated_gradients,
 )
+from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import Observation, cross_entropy
+
+__all__ = ["IDLGConfig", "infer_labels", "reconstruct"]
 
 
 @dataclass(frozen=True)
@@ -36,27 +40,11 @@ class IDLGConfig:
     )
 
 
-def last_linear_weight_index(model: nn.Module) -> int:
-    """Position, among trainable parameters, of the last linear layer's weight."""
-    linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    indices = [
-        i
-        for i, p in enumerate(p for p in model.parameters() if p.requires_grad)
-        if id(p) in linear_weights
-    ]
-    if not indices:
-        raise ValueError("iDLG needs a model whose output layer is nn.Linear.")
-    return indices[-1]
-
-
-def infer_labels(observation: Observation) -> torch.Tensor:
-    """iDLG's analytic label (batch size 1; see the base function for batches)."""
-    index = last_linear_weight_index(observation.model)
-    return infer_labels_from_last_layer(
-        observation.gradients[index], observation.num_images
-    )
-
-
+@register_attack(
+    "idlg",
+    config=IDLGConfig,
+    summary="iDLG: label from the last layer's sign, then DLG on the image",
+)
 def reconstruct(
     observation: Observation,
     config: IDLGConfig | None = None,
@@ -71,16 +59,20 @@ def reconstruct(
     labels = infer_labels(observation).to(device)
     shape = (observation.num_images, *observation.image_shape)
 
-    def objective(images: torch.Tensor, extra: list[torch.Tensor]) -> torch.Tensor:
-        dummy = simulated_gradients(model, images, labels, cross_entropy)
-        return l2_gradient_distance(dummy, observation.gradients)
+    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        dummy = simulated_gradients(model, variables[0], labels, cross_entropy)
+        matching = l2_gradient_distance(dummy, observation.gradients)
+        return matching, matching
 
-    def attempt(restart: int):  # noqa: ANN202 - internal
+    def init(restart: int) -> list[torch.Tensor]:
         generator = attack_generator(seed, restart, device)
-        images = torch.randn(shape, generator=generator, device=device)
-        run = optimize(
-            objective, images, [], config.optim, truth=truth, description="iDLG"
-        )
-        return run, labels
+        return [torch.randn(shape, generator=generator, device=device)]
 
-    return best_of_restarts(attempt, config.optim.restarts)
+    problem = Problem(
+        objective=objective,
+        init=init,
+        labels=lambda _variables: labels,
+        space=pixel_space(device),
+        description="iDLG",
+    )
+    return optimize(problem, config.optim, truth=truth)

@@ -40,6 +40,7 @@ from scipy.optimize import brentq
 from torch import nn
 
 from gi_lib.attacks.base import Reconstruction
+from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import Observation, trainable_parameters
 
 # h(v) = -v / (1 + e^v) has its minimum here; it is one-to-one on v < _BRANCH.
@@ -497,8 +498,17 @@ def _solve(
     return x, rank, residual
 
 
+@register_attack(
+    "rgap",
+    config=RGAPConfig,
+    summary="R-GAP: closed-form recursive solve, layer by layer (logistic loss)",
+)
 def reconstruct(
-    observation: Observation, config: RGAPConfig | None = None
+    observation: Observation,
+    config: RGAPConfig | None = None,
+    *,
+    seed: int = 0,
+    truth: torch.Tensor | None = None,
 ) -> RGAPReconstruction:
     """Recover the client's image in closed form from one gradient.
 
@@ -506,6 +516,9 @@ def reconstruct(
         observation: one image's gradient under the logistic loss on an
             :class:`gi_lib.models.RGAPNet` (see :func:`observe`), with the label.
         config: solver settings.
+        seed: unused (nothing is random in the closed form); part of the
+            attack contract.
+        truth: unused (nothing is iterated); part of the attack contract.
 
     Raises:
         ValueError: a batch of more than one image, no label, a layer with a

@@ -1,0 +1,171 @@
+"""Attacks by name: one contract, one registry (as :mod:`gi_lib.models` has).
+
+Every attack is a function with one signature::
+
+    reconstruct(observation, config, *, seed, truth=None) -> Reconstruction
+
+registered with its config type. An experiment, a defense page or the
+evaluation picks an attack through a parameter::
+
+    attack = build_attack("inverting", max_iterations=200, tv_weight=1e-4)
+    reconstruction = attack.reconstruct(observation, seed=0)
+
+Config overrides name fields of the attack's config, or of its ``optim``
+loop settings (:class:`gi_lib.attacks.base.OptimConfig`) directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from gi_lib.attacks.base import Reconstruction
+
+
+class ReconstructFn(Protocol):
+    """The attack contract."""
+
+    def __call__(
+        self,
+        observation: Any,
+        config: Any = None,
+        *,
+        seed: int = 0,
+        truth: torch.Tensor | None = None,
+    ) -> Reconstruction: ...
+
+
+@dataclass(frozen=True)
+class AttackEntry:
+    """A registered attack.
+
+    Attributes:
+        name: the registry key.
+        config_type: its frozen config dataclass (defaults: the paper's code).
+        reconstruct: the attack.
+        summary: one line for tables and error messages.
+        observation: what it attacks: ``"fedsgd"`` / ``"fedavg"`` updates
+            (:class:`gi_lib.fl.Observation`) or ``"vertical"`` training steps.
+    """
+
+    name: str
+    config_type: type
+    reconstruct: ReconstructFn
+    summary: str
+    observation: str = "fedsgd"
+
+
+ATTACKS: dict[str, AttackEntry] = {}
+
+
+def register_attack(
+    name: str, *, config: type, summary: str, observation: str = "fedsgd"
+) -> Callable[[ReconstructFn], ReconstructFn]:
+    """Register a ``reconstruct`` function under ``name`` (a decorator)."""
+
+    def decorator(fn: ReconstructFn) -> ReconstructFn:
+        if name in ATTACKS:
+            raise ValueError(f"An attack named {name!r} is already registered.")
+        ATTACKS[name] = AttackEntry(name, config, fn, summary, observation)
+        return fn
+
+    return decorator
+
+
+def attack_names() -> tuple[str, ...]:
+    """Registered attacks, in registration order."""
+    return tuple(ATTACKS)
+
+
+def attack_entry(name: str) -> AttackEntry:
+    """The registered attack ``name`` or an error naming the choices."""
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown attack {name!r}; choose one of {', '.join(ATTACKS)}."
+        ) from None
+
+
+def configure(config: Any, **overrides: Any) -> Any:
+    """``config`` (an attack's config instance) with ``overrides`` applied.
+
+    A name that is not a field of the config but of its ``optim`` loop
+    settings is applied there, and ``<prior>_weight`` (``tv_weight``) sets
+    the weight of that prior in the config's ``priors``.
+    """
+    names = {f.name for f in dataclasses.fields(config)}
+    priors = getattr(config, "priors", None)
+    if priors is not None:
+        weights = {f"{p.name}_weight": p.name for p in priors}
+        chosen = {k: overrides.pop(k) for k in list(overrides) if k in weights}
+        if chosen:
+            by_name = {weights[k]: float(v) for k, v in chosen.items()}
+            overrides["priors"] = tuple(
+                dataclasses.replace(p, weight=by_name.get(p.name, p.weight))
+                for p in overrides.get("priors", priors)
+            )
+    direct = {k: v for k, v in overrides.items() if k in names}
+    rest = {k: v for k, v in overrides.items() if k not in names}
+    optim = getattr(config, "optim", None)
+    optim_names = (
+        {f.name for f in dataclasses.fields(optim)} if optim is not None else set()
+    )
+    unknown = sorted(set(rest) - optim_names)
+    if unknown:
+        valid = sorted(
+            (names | optim_names | {f"{p.name}_weight" for p in priors or ()})
+            - {"optim"}
+        )
+        raise ValueError(
+            f"{type(config).__name__} has no setting "
+            f"{', '.join(map(repr, unknown))}; its settings are: {', '.join(valid)}."
+        )
+    if rest:
+        direct["optim"] = dataclasses.replace(direct.get("optim", optim), **rest)
+    return dataclasses.replace(config, **direct) if direct else config
+
+
+@dataclass(frozen=True)
+class Attack:
+    """An attack bound to its config; call :meth:`reconstruct`."""
+
+    name: str
+    config: Any
+    entry: AttackEntry
+
+    def reconstruct(
+        self, observation: Any, *, seed: int = 0, truth: torch.Tensor | None = None
+    ) -> Reconstruction:
+        """Run the attack on what the attacker observed.
+
+        Args:
+            observation: what the attacker sees (never the client's data).
+            seed: seeds the attack's randomness (dummy initialisation).
+            truth: true images, only to record PSNR in the history for plots.
+        """
+        return self.entry.reconstruct(observation, self.config, seed=seed, truth=truth)
+
+
+def build_attack(name: str, config: Any = None, **overrides: Any) -> Attack:
+    """The attack ``name`` with its paper's defaults, a given config, or overrides.
+
+    Raises:
+        ValueError: an unknown attack or setting (the message names the valid
+            ones), or a config of the wrong type.
+    """
+    entry = attack_entry(name)
+    if config is not None:
+        if not isinstance(config, entry.config_type):
+            raise ValueError(
+                f"attack {name!r} takes a {entry.config_type.__name__}, got "
+                f"{type(config).__name__}."
+            )
+    else:
+        config = entry.config_type()
+    config = configure(config, **overrides)
+    return Attack(name, config, entry)
