@@ -49,9 +49,7 @@ def test_inverting_gradients_with_batched_restarts_is_unchanged(victims):
     observation = fl.observe_fedsgd(
         net, images[:2], labels[:2], num_classes=10, reveal_labels=True
     )
-    attack = build_attack(
-        "inverting", max_iterations=60, restarts=2, tv_weight=1e-4
-    )
+    attack = build_attack("inverting", max_iterations=60, restarts=2, tv_weight=1e-4)
     result = attack.reconstruct(observation, seed=2, truth=images[:2])
     assert result.restart == 0
     assert _psnr(result.images, images[:2]) == pytest.approx(9.5915, abs=TOLERANCE_DB)
@@ -81,9 +79,7 @@ def test_the_l2_lbfgs_baseline_is_unchanged(victims):
     result = build_attack("l2_lbfgs", config=_lbfgs(10)).reconstruct(
         observation, seed=2
     )
-    assert _psnr(result.images, images[:1]) == pytest.approx(
-        14.0654, abs=TOLERANCE_DB
-    )
+    assert _psnr(result.images, images[:1]) == pytest.approx(14.0654, abs=TOLERANCE_DB)
 
 
 @pytest.mark.parametrize(

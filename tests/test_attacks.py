@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from gi_lib import data, fl, metrics, models
-from gi_lib.attacks import dlg, idlg
-from gi_lib.attacks.base import AttackDiverged, OptimConfig, optimize
+from gi_lib.attacks import attack_entry, attack_names, build_attack, dlg, idlg
+from gi_lib.attacks.base import (
+    AttackDiverged,
+    OptimConfig,
+    Problem,
+    optimize,
+    pixel_space,
+)
 from gi_lib.experiments.single_image import idlg_label_accuracy, run_trials
 
 INFO = data.dataset_info("cifar10")
@@ -82,31 +88,68 @@ def test_attack_never_reads_the_truth(cifar10):
     assert "psnr" in watched.history[-1] and "psnr" not in blind.history[-1]
 
 
-def _nan_after(steps: int):
+def _nan_after(steps: int) -> Problem:
     count = {"n": 0}
 
-    def objective(images, extra):
+    def objective(variables):
         count["n"] += 1
-        value = (images**2).sum()
-        return value * float("nan") if count["n"] > steps else value
+        value = (variables[0] ** 2).sum()
+        value = value * float("nan") if count["n"] > steps else value
+        return value, value
 
-    return objective
+    return Problem(
+        objective=objective,
+        init=lambda _restart: [torch.ones(1, 1, 4, 4)],
+        labels=lambda _variables: torch.zeros(1, dtype=torch.long),
+        space=pixel_space(torch.device("cpu")),
+    )
 
 
-def test_divergence_stops_with_a_clear_message():
-    images = torch.ones(1, 1, 4, 4)
-    config = OptimConfig(optimizer="adam", lr=0.1, max_iterations=10)
-    with pytest.raises(AttackDiverged, match="iteration 3.*Lower the learning rate"):
-        optimize(_nan_after(2), images, [], config)
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_divergence_stops_with_a_clear_message(optimizer):
+    config = OptimConfig(optimizer=optimizer, lr=0.1, max_iterations=10)
+    # L-BFGS evaluates its closure up to 20 times in a step: it meets the NaN
+    # within its first step.
+    where = "iteration 3" if optimizer == "adam" else "iteration 1"
+    with pytest.raises(AttackDiverged, match=f"{where}.*Lower the learning rate"):
+        optimize(_nan_after(2), config)
 
 
 def test_divergence_can_keep_the_last_finite_iterate():
-    images = torch.ones(1, 1, 4, 4)
     config = OptimConfig(
         optimizer="adam", lr=0.1, max_iterations=10, on_divergence="stop"
     )
-    run = optimize(_nan_after(2), images, [], config)
+    run = optimize(_nan_after(2), config)
     assert run.diverged and torch.isfinite(run.images).all() and len(run.history) == 2
+
+
+def test_signed_steps_and_batching_need_adam():
+    with pytest.raises(ValueError, match="adam"):
+        OptimConfig(optimizer="lbfgs", signed=True)
+
+
+def test_every_attack_is_reachable_by_name_with_one_contract():
+    names = attack_names()
+    assert {"dlg", "idlg", "inverting", "bn_prior", "rgap", "cafe"} <= set(names)
+    for name in names:
+        attack = build_attack(name)
+        assert isinstance(attack.config, attack_entry(name).config_type)
+
+
+def test_unknown_attacks_and_settings_name_the_choices():
+    with pytest.raises(ValueError, match="choose one of.*dlg"):
+        build_attack("nope")
+    with pytest.raises(ValueError, match="no setting 'lrr'.*max_iterations"):
+        build_attack("inverting", lrr=0.1)
+    with pytest.raises(ValueError, match="takes a DLGConfig"):
+        build_attack("dlg", config=OptimConfig())
+
+
+def test_overrides_reach_the_loop_and_the_priors():
+    attack = build_attack("inverting", max_iterations=7, tv_weight=0.5)
+    assert attack.config.optim.max_iterations == 7
+    assert attack.config.optim.signed  # the paper's loop settings are kept
+    assert [(p.name, p.weight) for p in attack.config.priors] == [("tv", 0.5)]
 
 
 def test_bad_optimizer_settings_are_rejected():

@@ -1,13 +1,14 @@
 """The evaluation notebook's library: the BatchNorm-prior attack and the runner."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 
-from gi_lib import data, fl, models
-from gi_lib.attacks import bn_prior
-from gi_lib.attacks.inverting import cosine_distance
+from gi_lib import batchnorm, data, fl, models
+from gi_lib.attacks import bn_prior, build_attack
+from gi_lib.attacks.base import cosine_distance
 from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
 from gi_lib.experiments import attacks_vs_defenses as experiment
 from gi_lib.params import ParameterError
@@ -24,7 +25,7 @@ def test_batch_statistics_are_what_train_mode_normalises_with(cifar10):
     images, _ = _batch(cifar10, 4)
     net = models.build_model("convnet8", INFO, seed=0)
     before = copy.deepcopy(net.state_dict())
-    stats = bn_prior.batch_statistics(net, images)
+    stats = batchnorm.batch_statistics(net, images)
     first = net.features[1](net.features[0](images))  # Normalize, then conv
     assert torch.allclose(stats.means[0], first.mean((0, 2, 3)), atol=1e-6)
     assert torch.allclose(
@@ -34,21 +35,19 @@ def test_batch_statistics_are_what_train_mode_normalises_with(cifar10):
         assert torch.equal(value, before[name])
 
 
-@pytest.mark.parametrize("exact", [True, False])
-def test_simulated_client_matches_the_client_at_the_truth(cifar10, exact):
+def test_simulated_client_matches_the_client_at_the_truth(cifar10):
     images, labels = _batch(cifar10, 3)
     net = models.build_model("convnet8", INFO, seed=0)
     observation = fl.observe_fedsgd(
         net, images, labels, num_classes=10, reveal_labels=True, model_mode="train"
     )
-    known = bn_prior.batch_statistics(net, images) if exact else None
     records: list = []
-    client = bn_prior.simulated_client(observation.model, records, known)
+    client = bn_prior.simulated_client(observation.model, records)
     parameters = fl.trainable_parameters(client)
     simulated = torch.autograd.grad(
         fl.cross_entropy(client(images), labels), parameters
     )
-    assert len(records) == len(bn_prior.bn_layers(net))
+    assert len(records) == len(batchnorm.bn_layers(net))
     assert float(cosine_distance(simulated, observation.gradients)) < 1e-5
 
 
@@ -57,7 +56,7 @@ def test_attack_needs_a_train_mode_gradient(cifar10):
     net = models.build_model("convnet8", INFO, seed=0)
     observation = fl.observe_fedsgd(net, images, labels, num_classes=10)
     with pytest.raises(ValueError, match="train mode"):
-        bn_prior.reconstruct(observation, bn_target=None)
+        bn_prior.reconstruct(observation)
 
 
 def test_attack_reconstructs_and_knowing_the_statistics_helps(cifar10):
@@ -72,24 +71,23 @@ def test_attack_reconstructs_and_knowing_the_statistics_helps(cifar10):
         net, images, labels, num_classes=10, reveal_labels=True, model_mode="train"
     )
 
-    def curve(target, exact):
-        config = bn_prior.BNPriorConfig(
+    def curve(exact):
+        attack = build_attack(
+            "bn_prior",
+            bn_target="observed" if exact else "running",
             max_iterations=400,
             tv_weight=0.1 if exact else 0.05,
-            bn_weight=0.005 if exact else 0.001,
+            bn_statistics_weight=0.005 if exact else 0.001,
         )
-        result = bn_prior.reconstruct(
-            observation,
-            config,
-            bn_target=target,
-            exact_statistics=exact,
-            seed=0,
-            truth=images,
-        )
+        seen = observation
+        if exact:
+            stats = batchnorm.batch_statistics(net, images)
+            seen = dataclasses.replace(observation, bn_statistics=stats)
+        result = attack.reconstruct(seen, seed=0, truth=images)
         return [h["psnr"] for h in result.history if "psnr" in h]
 
-    known = curve(bn_prior.batch_statistics(net, images), True)
-    unknown = curve(bn_prior.running_statistics(net), False)
+    known = curve(True)
+    unknown = curve(False)
     assert known[-1] > 17.0
     assert known[-1] > known[0] + 5.0
     assert known[-1] > unknown[-1] + 1.0
@@ -102,7 +100,9 @@ def test_strong_defenses_lower_the_evaluation_attacks_psnr(cifar10):
     private, private_labels = images[:1], labels[:1]
     pool = (images[1:], labels[1:])
     net = models.build_model("smallconv16", INFO, seed=0)
-    config = bn_prior.BNPriorConfig(max_iterations=400, tv_weight=0.1, bn_weight=0.005)
+    config = build_attack(
+        "bn_prior", max_iterations=400, tv_weight=0.1, bn_statistics_weight=0.005
+    ).config
 
     def attacked(defense):
         return experiment.attack_batch(

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gi_lib import data, fl, metrics, models, training
-from gi_lib.attacks import inverting
-from gi_lib.attacks.base import OptimConfig
+from gi_lib.attacks import build_attack, inverting
+from gi_lib.attacks.base import OptimConfig, infer_labels, lr_milestones
 from gi_lib.experiments import inverting_gradients as experiment
 from gi_lib.params import ParameterError
 
@@ -19,10 +19,9 @@ PSNR_BOUND = 11.0  # dB; the random start scores about 9.8 dB on this image
 
 
 def _budget(steps: int = STEPS, **overrides) -> inverting.InvertingConfig:
-    optim = OptimConfig(
-        optimizer="adam", lr=0.1, max_iterations=steps, box_constraint=True
-    )
-    return inverting.InvertingConfig(optim=optim, **{"tv_weight": 1e-4, **overrides})
+    # The paper's loop (signed Adam, lr 0.1, step cuts, box) on a small budget.
+    settings = {"max_iterations": steps, "tv_weight": 1e-4, **overrides}
+    return build_attack("inverting", **settings).config
 
 
 def _victim(cifar10, count: int = 1, seed: int = 0):
@@ -95,16 +94,11 @@ def test_batched_restarts_equal_sequential_ones(cifar10):
     observation = fl.observe_fedsgd(
         _net(), truth, labels, num_classes=10, reveal_labels=True
     )
-    optim = OptimConfig(
-        optimizer="adam", lr=0.1, max_iterations=4, restarts=3, box_constraint=True
-    )
     batched = inverting.reconstruct(
-        observation, inverting.InvertingConfig(optim=optim), seed=1
+        observation, _budget(4, restarts=3, batched_restarts=True), seed=1
     )
     sequential = inverting.reconstruct(
-        observation,
-        inverting.InvertingConfig(optim=optim, batched_restarts=False),
-        seed=1,
+        observation, _budget(4, restarts=3, batched_restarts=False), seed=1
     )
     assert batched.restart == sequential.restart
     assert batched.loss == pytest.approx(sequential.loss, rel=1e-4)
@@ -116,23 +110,10 @@ def test_the_best_restart_has_the_lowest_loss_and_images_stay_in_the_box(cifar10
     observation = fl.observe_fedsgd(
         _net(), truth, labels, num_classes=10, reveal_labels=True
     )
-    optim = OptimConfig(
-        optimizer="adam", lr=0.1, max_iterations=3, restarts=3, box_constraint=True
-    )
-    config = inverting.InvertingConfig(optim=optim)
-    result = inverting.reconstruct(observation, config, seed=2)
-    singles = [
-        inverting.reconstruct(
-            observation,
-            inverting.InvertingConfig(
-                optim=OptimConfig(
-                    optimizer="adam", lr=0.1, max_iterations=3, box_constraint=True
-                )
-            ),
-            seed=2,
-        ).loss
-    ]
-    assert result.loss <= singles[0] + 1e-6
+    result = inverting.reconstruct(observation, _budget(3, restarts=3), seed=2)
+    # Restart 0 of a seed draws what a single-restart run of that seed draws.
+    single = inverting.reconstruct(observation, _budget(3), seed=2)
+    assert result.loss <= single.loss + 1e-6
     assert result.images.min() >= 0 and result.images.max() <= 1
 
 
@@ -158,7 +139,7 @@ def test_labels_are_inferred_from_a_gradient_and_from_a_fedavg_update(cifar10):
         net, truth, labels, num_classes=10, local_lr=1e-3, local_steps=2
     )
     for observation in (gradient, update):
-        inferred = inverting.infer_labels(observation)
+        inferred = infer_labels(observation)
         assert metrics.label_accuracy(inferred, labels) == 1.0
 
 
@@ -204,8 +185,8 @@ def test_convnet_has_eight_convolutions_and_its_width():
 
 
 def test_lr_milestones_follow_the_code():
-    assert inverting.lr_milestones(4800) == [1799, 2999, 4203]
-    assert inverting.lr_milestones(24000) == [8998, 14999, 21015]
+    assert lr_milestones(4800) == [1799, 2999, 4203]
+    assert lr_milestones(24000) == [8998, 14999, 21015]
 
 
 def test_trainer_caches_and_reuses(tmp_path, monkeypatch, cifar10):

@@ -24,6 +24,7 @@ one-to-one matched.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import time
 from collections.abc import Callable, Mapping
@@ -36,7 +37,8 @@ from torch import nn
 from tqdm import tqdm
 
 from gi_lib import data, fl, metrics, models, plots
-from gi_lib.attacks import bn_prior
+from gi_lib.attacks import bn_prior, build_attack
+from gi_lib.batchnorm import batch_statistics
 from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.utility import DefendedModel, train_with_defense
@@ -242,15 +244,14 @@ def attack_batch(
         defense=recorder,
     )
     assert recorder.sent is not None
-    target = (
-        bn_prior.batch_statistics(net, recorder.sent)
-        if bn_known
-        else bn_prior.running_statistics(net)
-    )
+    if bn_known:
+        # The strong threat model: the server knows the statistics of the batch
+        # the client trained on.
+        observation = dataclasses.replace(
+            observation, bn_statistics=batch_statistics(net, recorder.sent)
+        )
     start = time.perf_counter()
-    result = bn_prior.reconstruct(
-        observation, config, bn_target=target, exact_statistics=bn_known, seed=seed
-    )
+    result = build_attack("bn_prior", config=config).reconstruct(observation, seed=seed)
     seconds = time.perf_counter() - start
     matched = result.images[metrics.best_matching(result.images, images)]
     lpips = metrics.lpips(matched, images)
@@ -294,12 +295,14 @@ def attack_config(
 ) -> bn_prior.BNPriorConfig:
     """GradAttack's weights: the strong ones with exact statistics, else realistic."""
     prefix = "" if bn_known else "realistic_"
-    return bn_prior.BNPriorConfig(
+    return build_attack(
+        "bn_prior",
+        bn_target="observed" if bn_known else "running",
         max_iterations=params["max_iterations"],
         lr=params["lr"],
         tv_weight=params[f"{prefix}tv_weight"],
-        bn_weight=params[f"{prefix}bn_weight"],
-    )
+        bn_statistics_weight=params[f"{prefix}bn_weight"],
+    ).config
 
 
 def _checkpoint(

@@ -14,9 +14,11 @@ from gi_lib import data, fl, metrics, plots
 from gi_lib.attacks import cafe
 from gi_lib.attacks.base import (
     OptimConfig,
+    Problem,
     attack_generator,
     l2_gradient_distance,
     optimize,
+    pixel_space,
 )
 from gi_lib.experiments.single_image import single_thread
 from gi_lib.params import (
@@ -194,15 +196,26 @@ def dlg_vertical(
     batch = observation.indices.numel()
     width = sum(s[2] for s in shapes)
 
-    def objective(images: torch.Tensor, extra: list[torch.Tensor]) -> torch.Tensor:
+    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         top, parties = fl.vertical_gradients(
-            model, fl.split_features(images, len(shapes)), observation.labels
+            model, fl.split_features(variables[0], len(shapes)), observation.labels
         )
         simulated = list(top) + [g for p in parties for g in p]
-        return l2_gradient_distance(simulated, observed)
+        matching = l2_gradient_distance(simulated, observed)
+        return matching, matching
 
-    generator = attack_generator(seed, 0, torch.device("cpu"))
-    images = torch.rand((batch, shapes[0][0], shapes[0][1], width), generator=generator)
+    def init(restart: int) -> list[torch.Tensor]:
+        generator = attack_generator(seed, restart, torch.device("cpu"))
+        shape = (batch, shapes[0][0], shapes[0][1], width)
+        return [torch.rand(shape, generator=generator)]
+
+    problem = Problem(
+        objective=objective,
+        init=init,
+        labels=lambda _variables: observation.labels,
+        space=pixel_space(torch.device("cpu")),
+        description="DLG",
+    )
     config = OptimConfig(
         optimizer="lbfgs",
         lr=1.0,
@@ -210,7 +223,7 @@ def dlg_vertical(
         box_constraint=True,
         on_divergence="stop",
     )
-    return optimize(objective, images, [], config, description="DLG").images.clamp(0, 1)
+    return optimize(problem, config).images
 
 
 @dataclass

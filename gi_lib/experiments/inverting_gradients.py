@@ -125,16 +125,12 @@ def _score(
 
 
 def _config(params: dict[str, Any], iterations: int) -> inverting.InvertingConfig:
-    return inverting.InvertingConfig(
-        optim=OptimConfig(
-            optimizer="adam",
-            lr=params["lr"],
-            max_iterations=iterations,
-            restarts=params["restarts"],
-            box_constraint=True,
-            on_divergence="stop",
-        ),
+    return inverting.tv_config(
         tv_weight=params["tv_weight"],
+        lr=params["lr"],
+        max_iterations=iterations,
+        restarts=params["restarts"],
+        on_divergence="stop",
     )
 
 

@@ -13,9 +13,11 @@ from gi_lib import data, metrics, models, plots
 from gi_lib.attacks import rgap
 from gi_lib.attacks.base import (
     OptimConfig,
+    Problem,
     attack_generator,
     l2_gradient_distance,
     optimize,
+    pixel_space,
     simulated_gradients,
 )
 from gi_lib.experiments.single_image import single_thread
@@ -76,21 +78,31 @@ def dlg_logistic(
     labels = observation.labels
     assert labels is not None
 
-    def objective(images: torch.Tensor, extra: list[torch.Tensor]) -> torch.Tensor:
+    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         dummy = simulated_gradients(
-            observation.model, images, labels, rgap.logistic_loss
+            observation.model, variables[0], labels, rgap.logistic_loss
         )
-        return l2_gradient_distance(dummy, observation.gradients)
+        matching = l2_gradient_distance(dummy, observation.gradients)
+        return matching, matching
 
-    generator = attack_generator(seed, 0, observation.device)
-    images = torch.randn(
-        (1, *observation.image_shape), generator=generator, device=observation.device
+    device = observation.device
+
+    def init(restart: int) -> list[torch.Tensor]:
+        generator = attack_generator(seed, restart, device)
+        shape = (1, *observation.image_shape)
+        return [torch.randn(shape, generator=generator, device=device)]
+
+    problem = Problem(
+        objective=objective,
+        init=init,
+        labels=lambda _variables: labels,
+        space=pixel_space(device),
+        description="DLG",
     )
     config = OptimConfig(
         optimizer="lbfgs", lr=1.0, max_iterations=iterations, on_divergence="stop"
     )
-    run = optimize(objective, images, [], config, description="DLG")
-    return run.images.clamp(0, 1)
+    return optimize(problem, config).images
 
 
 @dataclass

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from gi_lib import data, fl, metrics, models
-from gi_lib.attacks import dlg, idlg
+from gi_lib.attacks import build_attack, idlg
 from gi_lib.attacks.base import OptimConfig, Reconstruction
 
 AttackName = Literal["dlg", "idlg"]
@@ -54,16 +54,10 @@ def attack_one(
     seed: int,
     truth: torch.Tensor,
 ) -> Reconstruction:
-    """Run DLG or iDLG on an observation."""
-    if attack == "dlg":
-        return dlg.reconstruct(
-            observation, dlg.DLGConfig(optim), seed=seed, truth=truth
-        )
-    if attack == "idlg":
-        return idlg.reconstruct(
-            observation, idlg.IDLGConfig(optim), seed=seed, truth=truth
-        )
-    raise ValueError(f"Unknown attack {attack!r}; choose 'dlg' or 'idlg'.")
+    """Run DLG or iDLG (any registered attack with an ``optim``) on an observation."""
+    return build_attack(attack, optim=optim).reconstruct(
+        observation, seed=seed, truth=truth
+    )
 
 
 @contextmanager
