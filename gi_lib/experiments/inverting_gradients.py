@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from gi_lib import data, fl, metrics, models, plots, training
 from gi_lib.attacks import inverting
-from gi_lib.attacks.base import OptimConfig, Reconstruction
+from gi_lib.attacks.base import OptimConfig, Reconstruction, infer_labels
 from gi_lib.experiments.single_image import single_thread
 from gi_lib.params import (
     Param,
@@ -329,7 +329,7 @@ def run_batches(
         )
         blind = dataclasses.replace(observation, labels=None)
         label_accuracy[size] = metrics.label_accuracy(
-            inverting.infer_labels(blind).cpu(), labels.cpu()
+            infer_labels(blind).cpu(), labels.cpu()
         )
         start = time.perf_counter()
         result = inverting.reconstruct(observation, config, seed=params["seed"])
