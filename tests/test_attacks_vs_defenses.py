@@ -152,8 +152,8 @@ def test_client_step_keeps_the_encoded_batch_and_the_attacker_its_statistics(
     assert zeros >= 0.85 * total  # pruned
     # The strong attacker's statistics are those of the mixed batch, not of
     # the private one.
-    sent = bn_prior.batch_statistics(net, step.images)
-    private = bn_prior.batch_statistics(net, images)
+    sent = batchnorm.batch_statistics(net, step.images)
+    private = batchnorm.batch_statistics(net, images)
     assert torch.equal(observation.bn_statistics.means[0], sent.means[0])
     assert not torch.allclose(observation.bn_statistics.means[0], private.means[0])
 
