@@ -1,10 +1,26 @@
 """What a federated client sends and what an eavesdropper observes.
 
 Threat model (DLG, iDLG, Inverting Gradients): an honest-but-curious server,
-or anyone on the wire, sees one client's update and knows the model it was
-computed on. Everything the attacker may use is one :class:`Observation`;
-it holds no client data, only the update and the side information that a
-paper's threat model grants.
+or anyone on the wire, sees one client's update (or, after aggregation, the
+sum of several clients' updates) and knows the model it was computed on.
+Everything the attacker may use is one :class:`Observation`; it holds no
+client data, only the update and the side information that a paper's threat
+model grants (labels, BatchNorm statistics, FedAvg's local schedule).
+
+What the client actually did is a separate value, :class:`ClientStep` (the
+batch it trained on after its defense's encoding, and the update it sent).
+Experiments keep it to score and display an attack; attacks never get it.
+The path is explicit::
+
+    step = client_fedsgd(model, images, labels, num_classes=10, defense=d)
+    observation = observe_round(model, [step], reveal_labels=True)
+
+:func:`observe_fedsgd` does both for one client, :func:`observe_aggregate`
+for several (FedSGD with a plaintext weighted mean, :func:`aggregate`).
+
+This module imports nothing from :mod:`gi_lib.defenses`: a client defense is
+anything with the two hooks of :class:`ClientDefense`, which
+:class:`gi_lib.defenses.base.Defense` has.
 """
 
 from __future__ import annotations
@@ -12,17 +28,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
-from gi_lib.batchnorm import BNStatistics
+from gi_lib.batchnorm import BNStatistics, batch_statistics
 
-if TYPE_CHECKING:
-    from gi_lib.defenses.base import Defense
+ModelMode = Literal["train", "eval"]
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -51,6 +66,117 @@ def fedsgd_gradient(
     return tuple(g.detach().clone() for g in gradients)
 
 
+@runtime_checkable
+class ClientDefense(Protocol):
+    """The two hooks a client-side (plaintext) defense offers :func:`client_fedsgd`.
+
+    Structural: :class:`gi_lib.defenses.base.Defense` and its subclasses
+    satisfy it without this module importing them. Threat model: the
+    defense runs on the client, before anything leaves it; the server sees
+    only what :meth:`client_gradients` returns.
+    """
+
+    def encode(
+        self, images: torch.Tensor, labels: torch.Tensor, num_classes: int, /
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch the client trains on: ``(images, labels or probabilities)``."""
+        ...
+
+    def client_gradients(
+        self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor, /
+    ) -> tuple[torch.Tensor, ...]:
+        """The update the client sends for its (encoded) batch."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClientStep:
+    """What one client did in one FedSGD round: the experiment's record.
+
+    This is client-side truth (it holds the batch), for scoring and showing
+    an attack; an attacker gets only the :class:`Observation` that
+    :func:`observe_round` makes of it.
+
+    Attributes:
+        images: the batch the client trained on, after its defense's encoding
+            (MixUp's mixtures, InstaHide's signed mixtures), ``(N, C, H, W)``.
+        targets: the labels ``(N,)`` or label probabilities ``(N, K)`` it
+            trained on.
+        gradients: the update it sent, one tensor per trainable parameter
+            (after the defense's clipping, noise or pruning).
+        num_classes: number of classes of the task.
+        model_mode: the mode of the client's forward pass.
+        encoded: True when the defense's encoding replaced the private batch
+            (``images`` is then not the client's private images).
+    """
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    gradients: tuple[torch.Tensor, ...]
+    num_classes: int
+    model_mode: ModelMode
+    encoded: bool = False
+
+    @property
+    def num_images(self) -> int:
+        return int(self.images.shape[0])
+
+
+def client_fedsgd(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_classes: int,
+    model_mode: ModelMode = "eval",
+    defense: ClientDefense | None = None,
+) -> ClientStep:
+    """Run one client's FedSGD step on a copy of the global model.
+
+    Args:
+        model: the global model sent to the client (left unchanged, running
+            statistics included).
+        images: the client's private batch ``(N, C, H, W)`` in [0, 1].
+        labels: the client's private labels ``(N,)``.
+        num_classes: number of classes of the task.
+        model_mode: forward-pass mode of the client (``"train"`` normalises
+            BatchNorm with the batch's own statistics).
+        defense: a client-side defense (:class:`ClientDefense`, e.g. any
+            :mod:`gi_lib.defenses` plaintext defense): it encodes the batch,
+            then computes and transforms the gradient.
+
+    Returns:
+        The batch trained on and the update sent (:class:`ClientStep`).
+    """
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must be (N, C, H, W), got shape {tuple(images.shape)}."
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"labels must have one entry per image: got {labels.shape[0]} labels "
+            f"for {images.shape[0]} images."
+        )
+    if model_mode not in ("train", "eval"):
+        raise ValueError(f"model_mode must be 'train' or 'eval', got {model_mode!r}.")
+    client_model = copy.deepcopy(model)
+    client_model.train(model_mode == "train")
+    if defense is None:
+        sent, targets = images, labels
+        gradients = fedsgd_gradient(client_model, images, labels)
+    else:
+        sent, targets = defense.encode(images, labels, num_classes)
+        gradients = defense.client_gradients(client_model, sent, targets)
+    return ClientStep(
+        images=sent.detach().clone(),
+        targets=targets.detach().clone(),
+        gradients=tuple(g.detach() for g in gradients),
+        num_classes=num_classes,
+        model_mode=model_mode,
+        encoded=sent is not images,
+    )
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything an attacker may use.
@@ -58,8 +184,10 @@ class Observation:
     Attributes:
         model: a copy of the model at the time of the update (architecture and
             weights), in the mode the client used.
-        gradients: the observed update, one tensor per trainable parameter.
-        num_images: the client's batch size (assumed known, as in the papers).
+        gradients: the observed update, one tensor per trainable parameter;
+            after aggregation, the batch-size-weighted mean of the clients'.
+        num_images: the batch size (assumed known, as in the papers); after
+            aggregation, the total over the clients.
         image_shape: ``(C, H, W)`` of one image.
         num_classes: number of classes of the task.
         labels: the batch's labels when the threat model grants them, else None.
@@ -73,6 +201,10 @@ class Observation:
         local_batch_size: FedAvg's local mini-batch size; step ``t`` uses
             mini-batch ``t mod (num_images // local_batch_size)`` in the
             client's order.
+        bn_statistics: when the threat model grants them, the BatchNorm
+            statistics a train-mode forward of the batch the client trained
+            on normalises with, else None.
+        num_clients: how many clients' updates ``gradients`` aggregates.
     """
 
     model: nn.Module
@@ -81,16 +213,124 @@ class Observation:
     image_shape: tuple[int, int, int]
     num_classes: int
     labels: torch.Tensor | None = None
-    model_mode: Literal["train", "eval"] = "eval"
+    model_mode: ModelMode = "eval"
     update_kind: Literal["gradient", "weight_difference"] = "gradient"
     local_lr: float | None = None
     local_steps: int | None = None
     local_batch_size: int | None = None
     bn_statistics: BNStatistics | None = None
+    num_clients: int = 1
 
     @property
     def device(self) -> torch.device:
         return self.gradients[0].device
+
+
+def _check_bn_reveal(model_mode: str) -> None:
+    """BatchNorm statistics are side information only in train mode."""
+    if model_mode != "train":
+        raise ValueError(
+            "reveal_bn_statistics needs model_mode='train': in eval mode "
+            "BatchNorm normalises with the running statistics, which the server "
+            "already has (gi_lib.batchnorm.running_statistics)."
+        )
+
+
+def observe_round(
+    model: nn.Module,
+    steps: Sequence[ClientStep],
+    *,
+    reveal_labels: bool = False,
+    reveal_bn_statistics: bool = False,
+    gradients: Sequence[torch.Tensor] | None = None,
+) -> Observation:
+    """What the server sees of one FedSGD round of these clients.
+
+    With one client this is its update; with several, the batch-size-weighted
+    mean of their updates (:func:`aggregate`), which without a defense and
+    with BatchNorm in eval mode (or no BatchNorm) is the gradient of the mean
+    loss of the union of their batches. In train mode each client normalises
+    with its own batch, so the mean is not the union batch's gradient.
+
+    Args:
+        model: the global model as the server sent it (the attacker's copy is
+            taken from it, never from a client's copy, whose running
+            statistics a train-mode pass changed).
+        steps: the clients' steps (:func:`client_fedsgd`) on ``model``.
+        reveal_labels: grant the attacker the labels the clients trained on
+            (MixUp's and InstaHide's mixed labels), concatenated in client order.
+        reveal_bn_statistics: grant the attacker the BatchNorm statistics of
+            the batch the client trained on (one client, train mode only: in
+            eval mode BatchNorm uses the running statistics, which the server
+            already has).
+        gradients: the aggregate as the server decoded it (e.g. an
+            aggregation protocol's output); by default the plaintext weighted
+            mean of the steps' updates.
+    """
+    if not steps:
+        raise ValueError("observe_round needs at least one client step; got none.")
+    first = steps[0]
+    for k, step in enumerate(steps[1:], start=1):
+        for name in ("model_mode", "num_classes"):
+            if getattr(step, name) != getattr(first, name):
+                raise ValueError(
+                    f"client {k} has {name}={getattr(step, name)!r}, client 0 "
+                    f"{getattr(first, name)!r}; one round uses one model and task."
+                )
+        if step.images.shape[1:] != first.images.shape[1:]:
+            raise ValueError(
+                f"client {k}'s images are {tuple(step.images.shape[1:])}, client "
+                f"0's {tuple(first.images.shape[1:])}; one round uses one model."
+            )
+    if reveal_bn_statistics:
+        _check_bn_reveal(first.model_mode)
+    if reveal_bn_statistics and len(steps) > 1:
+        raise ValueError(
+            f"reveal_bn_statistics describes one client's batch, but this round "
+            f"has {len(steps)} clients, each normalising with its own batch; "
+            "observe one client (observe_fedsgd) to grant them."
+        )
+    total = sum(step.num_images for step in steps)
+    if gradients is not None:
+        expected = [tuple(g.shape) for g in first.gradients]
+        if [tuple(g.shape) for g in gradients] != expected:
+            raise ValueError(
+                f"gradients has shapes {[tuple(g.shape) for g in gradients]}, but "
+                f"the clients' updates have {expected}; pass the aggregate of "
+                "these clients' updates."
+            )
+        observed = tuple(g.detach().clone() for g in gradients)
+    elif len(steps) == 1:
+        observed = tuple(g.detach().clone() for g in first.gradients)
+    else:
+        observed = aggregate(
+            [step.gradients for step in steps],
+            weights=[step.num_images / total for step in steps],
+        )
+    labels = None
+    if reveal_labels:
+        kinds = {step.targets.ndim for step in steps}
+        if len(kinds) > 1:
+            raise ValueError(
+                "the clients trained on different kinds of targets (class "
+                "indices and probabilities); reveal_labels needs one kind."
+            )
+        labels = torch.cat([step.targets for step in steps]).detach().clone()
+    attacker_model = copy.deepcopy(model)
+    attacker_model.train(first.model_mode == "train")
+    return Observation(
+        model=attacker_model,
+        gradients=observed,
+        num_images=total,
+        image_shape=tuple(first.images.shape[1:]),  # type: ignore[arg-type]
+        num_classes=first.num_classes,
+        labels=labels,
+        model_mode=first.model_mode,
+        bn_statistics=(
+            batch_statistics(model, first.images) if reveal_bn_statistics else None
+        ),
+        num_clients=len(steps),
+    )
 
 
 def observe_fedsgd(
@@ -100,10 +340,14 @@ def observe_fedsgd(
     *,
     num_classes: int,
     reveal_labels: bool = False,
-    model_mode: Literal["train", "eval"] = "eval",
-    defense: Defense | None = None,
+    model_mode: ModelMode = "eval",
+    defense: ClientDefense | None = None,
+    reveal_bn_statistics: bool = False,
 ) -> Observation:
     """Run one client's FedSGD step and return what the attacker sees.
+
+    :func:`client_fedsgd` then :func:`observe_round`; call those two when the
+    experiment also needs what the client trained on.
 
     Args:
         model: the global model sent to the client.
@@ -116,32 +360,132 @@ def observe_fedsgd(
             it encodes the batch, computes and transforms the gradient. With
             ``reveal_labels`` the attacker gets the labels the client trained
             on (MixUp's and InstaHide's mixed labels).
+        reveal_bn_statistics: grant the attacker the BatchNorm statistics of
+            the batch the client trained on (needs ``model_mode="train"``).
     """
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be (N, C, H, W), got shape {tuple(images.shape)}."
-        )
-    client_model = copy.deepcopy(model)
-    client_model.train(model_mode == "train")
-    if defense is None:
-        gradients = fedsgd_gradient(client_model, images, labels)
-    else:
-        images, labels = defense.encode(images, labels, num_classes)
-        gradients = defense.client_gradients(client_model, images, labels)
-    # The attacker gets the model as the server sent it: copying the client's
-    # model after a train-mode pass would leak the batch into BatchNorm's
-    # running statistics.
-    attacker_model = copy.deepcopy(model)
-    attacker_model.train(model_mode == "train")
-    return Observation(
-        model=attacker_model,
-        gradients=gradients,
-        num_images=images.shape[0],
-        image_shape=tuple(images.shape[1:]),  # type: ignore[arg-type]
+    if reveal_bn_statistics:
+        _check_bn_reveal(model_mode)  # before the client's work, not after
+    step = client_fedsgd(
+        model,
+        images,
+        labels,
         num_classes=num_classes,
-        labels=labels.detach().clone() if reveal_labels else None,
         model_mode=model_mode,
+        defense=defense,
     )
+    return observe_round(
+        model,
+        [step],
+        reveal_labels=reveal_labels,
+        reveal_bn_statistics=reveal_bn_statistics,
+    )
+
+
+def check_updates(updates: Sequence[Sequence[torch.Tensor]]) -> None:
+    """Raise a ValueError unless there is an update and all have client 0's shapes.
+
+    Args:
+        updates: one update per client, a sequence of tensors each.
+    """
+    if len(updates) == 0:
+        raise ValueError("no client updates to aggregate; give at least one.")
+    reference = [tuple(t.shape) for t in updates[0]]
+    for k, update in enumerate(updates[1:], start=1):
+        if len(update) != len(reference):
+            raise ValueError(
+                f"client {k}'s update has {len(update)} tensors, client 0's has "
+                f"{len(reference)}; every client sends one tensor per trainable "
+                "parameter of the same model."
+            )
+        for j, (tensor, shape) in enumerate(zip(update, reference, strict=True)):
+            if tuple(tensor.shape) != shape:
+                raise ValueError(
+                    f"client {k}'s tensor {j} has shape {tuple(tensor.shape)}, "
+                    f"client 0's has {shape}; every client must send updates of "
+                    "the same model."
+                )
+
+
+def aggregate(
+    updates: Sequence[Sequence[torch.Tensor]],
+    *,
+    weights: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """The (weighted) sum of per-client updates, tensor by tensor.
+
+    This is what plaintext aggregation reveals; every secure-aggregation
+    protocol must decode to it. Clients are added in the given order, so the
+    result is reproducible bit for bit.
+
+    Args:
+        updates: one update per client, each a sequence of tensors with the
+            same shapes as the first client's.
+        weights: one weight per client (e.g. ``n_k / N`` for FedSGD's
+            weighted mean); None sums with weight one.
+
+    Returns:
+        One tensor per position, ``sum_k weights[k] * updates[k][j]``.
+    """
+    check_updates(updates)
+    if weights is not None and len(weights) != len(updates):
+        raise ValueError(
+            f"weights has {len(weights)} entries for {len(updates)} clients; "
+            "give one weight per client."
+        )
+    out = []
+    for j in range(len(updates[0])):
+        if weights is None:
+            total = updates[0][j].detach().clone()
+            for update in updates[1:]:
+                total = total + update[j].detach()
+        else:
+            total = weights[0] * updates[0][j].detach()
+            for weight, update in zip(weights[1:], updates[1:], strict=True):
+                total = total + weight * update[j].detach()
+        out.append(total)
+    return tuple(out)
+
+
+def observe_aggregate(
+    model: nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    num_classes: int,
+    model_mode: ModelMode = "eval",
+    reveal_labels: bool = False,
+    defense: ClientDefense | None = None,
+) -> Observation:
+    """One FedSGD round over several clients, as an honest-but-curious server
+    that sees only the plaintext aggregate observes it.
+
+    Every client takes its FedSGD step on the same global model (applying
+    ``defense``, whose randomness advances from client to client); the
+    server sees the batch-size-weighted mean of their updates, the total
+    number of images and the number of clients (:func:`observe_round`).
+
+    Args:
+        model: the global model sent to every client.
+        batches: each client's private ``(images, labels)``.
+        num_classes: number of classes of the task.
+        model_mode: forward-pass mode of the clients.
+        reveal_labels: grant the attacker every client's labels (in client
+            order).
+        defense: a client-side defense every client applies.
+    """
+    if not batches:
+        raise ValueError("observe_aggregate needs at least one client batch; got none.")
+    steps = [
+        client_fedsgd(
+            model,
+            images,
+            labels,
+            num_classes=num_classes,
+            model_mode=model_mode,
+            defense=defense,
+        )
+        for images, labels in batches
+    ]
+    return observe_round(model, steps, reveal_labels=reveal_labels)
 
 
 def local_schedule(
@@ -256,219 +600,3 @@ def observe_fedavg(
         local_steps=local_steps,
         local_batch_size=local_batch_size,
     )
-
-
-# ===========================================================================
-# Vertical federated learning (CAFE, Jin et al., NeurIPS 2021)
-# ===========================================================================
-#
-# Every party holds a slice of the features of *every* sample (here: a strip of
-# image columns) and a bottom model; the server holds the top model and the
-# labels. Each training step the server picks a batch of sample indices; each
-# party runs its bottom model on its slice of those samples and sends the
-# embeddings; the server computes the loss and sends back the gradient with
-# respect to each party's embeddings; each party sends its bottom model's
-# gradient for the batch, and the server updates every model (as in CAFE's
-# official code, where the server steps all optimisers). The server therefore
-# sees: the batch indices, the labels, the embeddings, every model's weights
-# and every model's batch-averaged gradient. It never sees a party's features.
-
-
-def split_features(images: torch.Tensor, num_parties: int) -> list[torch.Tensor]:
-    """Cut images ``(N, C, H, W)`` into ``num_parties`` strips of columns."""
-    if not 1 <= num_parties <= images.shape[-1]:
-        raise ValueError(
-            f"num_parties must be in [1, {images.shape[-1]}], got {num_parties}."
-        )
-    return [s.contiguous() for s in torch.tensor_split(images, num_parties, dim=-1)]
-
-
-def join_features(slices: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Put strips from :func:`split_features` back into images."""
-    return torch.cat(list(slices), dim=-1)
-
-
-class BottomModel(nn.Module):
-    """A party's model: 3x3 convolution, ReLU, then ``first_fc`` (the layer CAFE
-    attacks), ReLU and a linear embedding."""
-
-    def __init__(
-        self,
-        slice_shape: tuple[int, int, int],
-        *,
-        channels: int,
-        hidden: int,
-        embedding: int,
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(slice_shape[0], channels, 3, padding=1)
-        self.first_fc = nn.Linear(channels * slice_shape[1] * slice_shape[2], hidden)
-        self.embed = nn.Linear(hidden, embedding)
-
-    def features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The input of ``first_fc``."""
-        return torch.relu(self.conv(inputs)).flatten(1)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.embed(torch.relu(self.first_fc(self.features(inputs))))
-
-
-class VerticalModel(nn.Module):
-    """The parties' bottom models and the server's top model (one linear layer
-    on the concatenated embeddings)."""
-
-    def __init__(
-        self,
-        slice_shapes: Sequence[tuple[int, int, int]],
-        num_classes: int,
-        *,
-        channels: int = 8,
-        hidden: int = 128,
-        embedding: int = 16,
-    ) -> None:
-        super().__init__()
-        self.slice_shapes = [tuple(s) for s in slice_shapes]
-        self.parties = nn.ModuleList(
-            BottomModel(s, channels=channels, hidden=hidden, embedding=embedding)
-            for s in slice_shapes
-        )
-        self.top = nn.Linear(embedding * len(slice_shapes), num_classes)
-
-    def forward(self, slices: Sequence[torch.Tensor]) -> torch.Tensor:
-        embeddings = [party(x) for party, x in zip(self.parties, slices, strict=True)]
-        return self.top(torch.cat(embeddings, dim=1))
-
-
-def vertical_gradients(
-    model: VerticalModel, slices: Sequence[torch.Tensor], labels: torch.Tensor
-) -> tuple[tuple[torch.Tensor, ...], tuple[tuple[torch.Tensor, ...], ...]]:
-    """Gradients of the batch's mean cross-entropy: ``(top, per party)``.
-
-    The same function serves the protocol and an attacker's simulation: when
-    the slices require gradients (dummy features), the returned gradients keep
-    their graph so that a matching loss can be differentiated through them.
-    """
-    loss = cross_entropy(model(slices), labels)
-    top = list(model.top.parameters())
-    parties = [list(p.parameters()) for p in model.parties]
-    flat = torch.autograd.grad(
-        loss,
-        top + [p for ps in parties for p in ps],
-        create_graph=torch.is_grad_enabled() and any(s.requires_grad for s in slices),
-    )
-    out, start = [], len(top)
-    for ps in parties:
-        out.append(tuple(flat[start : start + len(ps)]))
-        start += len(ps)
-    return tuple(flat[: len(top)]), tuple(out)
-
-
-@dataclass(frozen=True)
-class VerticalObservation:
-    """What the server sees in one vertical training step.
-
-    Attributes:
-        step: the training step.
-        indices: the batch's sample indices (the server chose them).
-        labels: the batch's labels (the server holds them).
-        model: a copy of all models before this step's update.
-        top_gradients: the top model's gradient.
-        party_gradients: each party's bottom-model gradient, batch-averaged
-            (parameter order of :class:`BottomModel`).
-        embeddings: what each party sent forward, ``(B, embedding)``.
-    """
-
-    step: int
-    indices: torch.Tensor
-    labels: torch.Tensor
-    model: VerticalModel
-    top_gradients: tuple[torch.Tensor, ...]
-    party_gradients: tuple[tuple[torch.Tensor, ...], ...]
-    embeddings: tuple[torch.Tensor, ...]
-
-    @property
-    def num_parties(self) -> int:
-        return len(self.party_gradients)
-
-
-class _Party:
-    """A party: its private features and nothing the server can reach."""
-
-    def __init__(self, features: torch.Tensor) -> None:
-        self.__features = features
-
-    def batch(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.__features[indices]
-
-
-class VerticalTraining:
-    """Runs vertical FedSGD and hands the server's view of each step out.
-
-    Args:
-        model: the parties' and the server's models (trained in place).
-        images: all samples ``(N, C, H, W)``; they are split into strips, one
-            per party, and kept inside the parties.
-        labels: the samples' labels (the server's).
-        batch_size: samples per step; the server draws them uniformly.
-        lr: SGD step size of every model (0 freezes the models).
-        seed: seeds the batch draws.
-    """
-
-    def __init__(
-        self,
-        model: VerticalModel,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        batch_size: int,
-        lr: float,
-        seed: int,
-    ) -> None:
-        if not 1 <= batch_size <= images.shape[0]:
-            raise ValueError(
-                f"batch_size must be in [1, {images.shape[0]}], got {batch_size}."
-            )
-        self.model = model
-        self._parties = [_Party(s) for s in split_features(images, len(model.parties))]
-        self.labels = labels
-        self.num_samples = images.shape[0]
-        self.batch_size = batch_size
-        self.lr = lr
-        self.step_count = 0
-        self._generator = torch.Generator().manual_seed(seed)
-
-    def step(self) -> VerticalObservation:
-        """One training step; returns what the server saw."""
-        indices = torch.randperm(self.num_samples, generator=self._generator)[
-            : self.batch_size
-        ]
-        slices = [party.batch(indices) for party in self._parties]
-        labels = self.labels[indices]
-        snapshot = copy.deepcopy(self.model)
-        with torch.enable_grad():
-            top, parties = vertical_gradients(self.model, slices, labels)
-        with torch.no_grad():
-            embeddings = tuple(
-                p(s).detach() for p, s in zip(self.model.parties, slices, strict=True)
-            )
-        observation = VerticalObservation(
-            step=self.step_count,
-            indices=indices,
-            labels=labels.clone(),
-            model=snapshot,
-            top_gradients=tuple(g.detach() for g in top),
-            party_gradients=tuple(tuple(g.detach() for g in p) for p in parties),
-            embeddings=embeddings,
-        )
-        if self.lr > 0:
-            with torch.no_grad():
-                for parameter, gradient in zip(
-                    list(self.model.top.parameters())
-                    + [q for p in self.model.parties for q in p.parameters()],
-                    list(observation.top_gradients)
-                    + [g for p in observation.party_gradients for g in p],
-                    strict=True,
-                ):
-                    parameter -= self.lr * gradient
-        self.step_count += 1
-        return observation

@@ -130,19 +130,32 @@ def test_strong_defenses_lower_the_evaluation_attacks_psnr(cifar10):
         assert attacked(defense) < undefended - 2.0, name
 
 
-def test_recorded_defense_keeps_the_encoded_batch(cifar10):
+def test_client_step_keeps_the_encoded_batch_and_the_attacker_its_statistics(
+    cifar10,
+):
     images, labels = _batch(cifar10, 2)
     pool = _batch(cifar10, 12)
     net = models.build_model("convnet8", INFO, seed=0)
     mixup = MixUp(4, alpha=(3, 1, 1, 1), upper=0.65, pool=pool, seed=0)
-    recorder = experiment.Recorded(Combined([mixup, GradientPruning(0.9)]))
-    observation = fl.observe_fedsgd(
-        net, images, labels, num_classes=10, model_mode="train", defense=recorder
+    step = fl.client_fedsgd(
+        net,
+        images,
+        labels,
+        num_classes=10,
+        model_mode="train",
+        defense=Combined([mixup, GradientPruning(0.9)]),
     )
-    assert recorder.sent is not None and not torch.equal(recorder.sent, images)
+    assert step.encoded and not torch.equal(step.images, images)
+    observation = fl.observe_round(net, [step], reveal_bn_statistics=True)
     zeros = sum(int((g == 0).sum()) for g in observation.gradients)
     total = sum(g.numel() for g in observation.gradients)
     assert zeros >= 0.85 * total  # pruned
+    # The strong attacker's statistics are those of the mixed batch, not of
+    # the private one.
+    sent = batchnorm.batch_statistics(net, step.images)
+    private = batchnorm.batch_statistics(net, images)
+    assert torch.equal(observation.bn_statistics.means[0], sent.means[0])
+    assert not torch.allclose(observation.bn_statistics.means[0], private.means[0])
 
 
 def _params(**overrides):

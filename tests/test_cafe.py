@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gi_lib import data, fl, metrics
+from gi_lib import data, fl, metrics, vertical
 from gi_lib.attacks import cafe
 from gi_lib.experiments import cafe as experiment
 
@@ -36,7 +36,7 @@ def test_step1_recovers_the_first_layer_gradients(mnist):
     for _ in range(40):
         attacker.update(training.step())
     model = training.model
-    slices = fl.split_features(images, 2)
+    slices = vertical.split_features(images, 2)
     for m, party in enumerate(model.parties):
         hidden = party.first_fc(party.features(slices[m]))
         embeddings = [p(s) for p, s in zip(model.parties, slices, strict=True)]
@@ -75,9 +75,9 @@ def test_cafe_recovers_a_batch_that_dlg_cannot(mnist):
 
 def test_the_server_view_holds_no_features(mnist):
     training, images, _ = _training(mnist, samples=10, batch=5)
-    slices = fl.split_features(images, 2)
+    slices = vertical.split_features(images, 2)
     observations = [training.step() for _ in range(60)]
-    names = {f.name for f in dataclasses.fields(fl.VerticalObservation)}
+    names = {f.name for f in dataclasses.fields(vertical.VerticalObservation)}
     assert names == {
         "step",
         "indices",

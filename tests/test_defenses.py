@@ -103,9 +103,8 @@ def test_mixup_outputs_are_the_stated_mixtures(cifar10):
     images, labels = _victims(cifar10)
     pool = (images[4:], labels[4:])
     defense = MixUp(4, alpha=[3, 1, 1, 1], upper=0.65, pool=pool, seed=3)
-    mixed, targets = defense.encode(images[:4], labels[:4], 10)
-    encoding = defense.last
-    assert encoding is not None and encoding.mask is None
+    mixed, targets, encoding = defense.encode_with_key(images[:4], labels[:4], 10)
+    assert encoding.mask is None
     lam = encoding.coefficients
     torch.testing.assert_close(lam.sum(1), torch.ones(4))
     assert float(lam.max()) <= 0.65 and float(lam.min()) >= 0
@@ -118,12 +117,14 @@ def test_mixup_outputs_are_the_stated_mixtures(cifar10):
             label = label + lam[i, j + 1] * torch.nn.functional.one_hot(pool[1][p], 10)
         torch.testing.assert_close(mixed[i], want)
         torch.testing.assert_close(targets[i], label)
-    # Another batch gets fresh coefficients; the same seed repeats them.
-    defense.encode(images[:4], labels[:4], 10)
-    assert not torch.equal(defense.last.coefficients, lam)
+    # Another batch gets fresh coefficients; the same seed repeats them, and
+    # encode is encode_with_key without the key.
+    _, _, fresh = defense.encode_with_key(images[:4], labels[:4], 10)
+    assert not torch.equal(fresh.coefficients, lam)
     again = MixUp(4, alpha=[3, 1, 1, 1], upper=0.65, pool=pool, seed=3)
-    again.encode(images[:4], labels[:4], 10)
-    assert torch.equal(again.last.coefficients, lam)
+    again_mixed, again_targets = again.encode(images[:4], labels[:4], 10)
+    assert torch.equal(again_mixed, mixed) and torch.equal(again_targets, targets)
+    assert not hasattr(again, "last")  # no hidden record of the last batch
 
 
 def test_classic_mixup_weights_follow_beta_one():
@@ -138,9 +139,8 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     pool = (images[4:], labels[4:])
     mean = INFO.mean
     defense = InstaHide(4, pool=pool, center=mean, seed=5)
-    encoded, targets = defense.encode(images[:4], labels[:4], 10)
-    encoding = defense.last
-    assert encoding is not None and encoding.mask is not None
+    encoded, targets, encoding = defense.encode_with_key(images[:4], labels[:4], 10)
+    assert encoding.mask is not None
     mask = encoding.mask
     assert set(mask.unique().tolist()) == {-1.0, 1.0}
     assert 0.45 < float((mask > 0).float().mean()) < 0.55
@@ -154,6 +154,9 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     assert float(encoding.coefficients.max()) <= 0.65
     torch.testing.assert_close(targets.sum(1), torch.ones(4))
     assert mixer.k == 4
+    # encode gives the same encoding (same seed), without the key.
+    again = InstaHide(4, pool=pool, center=mean, seed=5)
+    assert torch.equal(again.encode(images[:4], labels[:4], 10)[0], encoded)
 
 
 def test_cross_dataset_instahide_labels_carry_only_private_weight(cifar10):
@@ -162,10 +165,10 @@ def test_cross_dataset_instahide_labels_carry_only_private_weight(cifar10):
     defense = InstaHide(
         4, pool=(images[4:], labels[4:]), public=public, public_count=2, seed=0
     )
-    _, targets = defense.encode(images[:4], labels[:4], 10)
-    private = defense.last.coefficients[:, :2].sum(1)
+    _, targets, encoding = defense.encode_with_key(images[:4], labels[:4], 10)
+    private = encoding.coefficients[:, :2].sum(1)
     torch.testing.assert_close(targets.sum(1), private)
-    assert bool((defense.last.partners[:, 2:] < 0).all())
+    assert bool((encoding.partners[:, 2:] < 0).all())
 
 
 def test_combined_defense_encodes_then_prunes(cifar10):

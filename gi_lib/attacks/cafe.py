@@ -1,8 +1,8 @@
 """CAFE: Catastrophic Data Leakage in Vertical Federated Learning (Jin et al. 2021).
 
 In vertical FL the server sees, at every training step, the batch's sample
-indices and each party's batch-averaged gradient (:mod:`gi_lib.fl`, vertical
-section). Each party's ``first_fc`` layer ``H = U W^T + b`` gives two linear
+indices and each party's batch-averaged gradient (:mod:`gi_lib.vertical`,
+its observation). Each party's ``first_fc`` layer ``H = U W^T + b`` gives two linear
 facts about the batch: ``dL/db = sum_n V_n`` and ``dL/dW = sum_n V_n U_n^T``
 with ``V_n = dL/dH_n``. Because the server knows which samples each batch
 holds, these facts accumulate over steps into per-sample unknowns:
@@ -32,8 +32,8 @@ import torch
 from gi_lib.attacks.base import Reconstruction
 from gi_lib.attacks.priors import total_variation
 from gi_lib.attacks.registry import register_attack
-from gi_lib.fl import VerticalObservation, join_features, vertical_gradients
 from gi_lib.metrics import psnr
+from gi_lib.vertical import VerticalObservation, join_features, vertical_gradients
 
 # Parameter positions in BottomModel: conv (weight, bias), first_fc, embed.
 _FC_WEIGHT, _FC_BIAS = 2, 3

@@ -11,11 +11,14 @@ through :class:`Defense`:
    (the plain mean-loss gradient, or DP-SGD's clipped and noised one);
 3. :meth:`Defense.transform_gradients` post-processes the update (pruning).
 
-:func:`gi_lib.fl.observe_fedsgd` calls these when given ``defense=``; the
-utility trainer (:mod:`gi_lib.defenses.utility`) calls them on every
-training step, so the attacked update and the trained model come from the
-same code. Every defense owns a seeded :class:`torch.Generator`, so a run is
-repeatable and successive batches get fresh randomness.
+:func:`gi_lib.fl.client_fedsgd` (and so :func:`gi_lib.fl.observe_fedsgd`)
+calls the first two when given ``defense=``; the utility trainer
+(:mod:`gi_lib.defenses.utility`) calls them on every training step, so the
+attacked update and the trained model come from the same code. ``fl`` knows
+these hooks only as a structural protocol (:class:`gi_lib.fl.ClientDefense`)
+and imports nothing from this package. Every defense owns a seeded
+:class:`torch.Generator`, so a run is repeatable and successive batches get
+fresh randomness.
 """
 
 from __future__ import annotations

@@ -84,11 +84,10 @@ def attack_through_defenses(
             net = models.build_model(model, info, seed=seed + i).to(device)
             for name, factory in settings.items():
                 defense = factory(pool, seed + i)
-                observation = fl.observe_fedsgd(
+                step = fl.client_fedsgd(
                     net, truth, label, num_classes=info.num_classes, defense=defense
                 )
-                encoding = getattr(defense, "last", None)
-                encoded = getattr(encoding, "images", None)
+                observation = fl.observe_round(net, [step])
                 start = time.perf_counter()
                 result = dlg.reconstruct(
                     observation, dlg.DLGConfig(optim), seed=seed + i
@@ -98,7 +97,7 @@ def attack_through_defenses(
                         setting=name,
                         index=i,
                         true_image=truth[0].cpu(),
-                        encoded_image=None if encoded is None else encoded[0].cpu(),
+                        encoded_image=step.images[0].cpu() if step.encoded else None,
                         image=result.images[0].cpu(),
                         psnr=float(metrics.psnr(result.images, truth)[0]),
                         ssim=float(metrics.ssim(result.images, truth)[0]),

@@ -72,9 +72,10 @@ class InstaHide(MixUp):
         self.public_count = public_count
         self.center = center
 
-    def encode(
+    def encode_with_key(
         self, images: torch.Tensor, labels: torch.Tensor, num_classes: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, Encoding]:
+        """Encoded images, mixed labels and the key (coefficients, partners, mask)."""
         mixed, targets, encoding = self.mix_private_and_public(
             images, labels, num_classes
         )
@@ -84,8 +85,8 @@ class InstaHide(MixUp):
         center = torch.as_tensor(self.center, dtype=mixed.dtype, device=mixed.device)
         center = center.view(-1, 1, 1) if center.ndim == 1 else center
         encoded = center + mask * (mixed - center)
-        self.last = Encoding(encoding.coefficients, encoding.partners, mask, encoded)
-        return encoded, targets
+        key = Encoding(encoding.coefficients, encoding.partners, mask)
+        return encoded, targets, key
 
     def mix_private_and_public(
         self, images: torch.Tensor, labels: torch.Tensor, num_classes: int

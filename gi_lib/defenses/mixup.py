@@ -27,19 +27,21 @@ from gi_lib.defenses.base import Defense, one_hot
 
 @dataclass(frozen=True)
 class Encoding:
-    """The secret of one encoded batch (what the client keeps to itself).
+    """The secret key of one encoded batch (what the client keeps to itself).
+
+    Returned by :meth:`MixUp.encode_with_key`; the encoded batch itself is
+    what the client trains on (:attr:`gi_lib.fl.ClientStep.images`).
 
     Attributes:
         coefficients: mixing weights ``(N, k)``; each row sums to one.
-        partners: ``(N, k-1)`` indices of the partners in the pool (or batch).
+        partners: ``(N, k-1)`` indices of the partners in the pool (or batch);
+            negative ``-1 - i`` for image ``i`` of InstaHide's public set.
         mask: InstaHide's sign mask ``(N, C, H, W)`` of +-1, else None.
-        images: the encoded images the client trained on.
     """
 
     coefficients: torch.Tensor
     partners: torch.Tensor
     mask: torch.Tensor | None = None
-    images: torch.Tensor | None = None
 
 
 class MixUp(Defense):
@@ -82,7 +84,6 @@ class MixUp(Defense):
         self.lower = lower
         self.upper = upper
         self.pool = pool
-        self.last: Encoding | None = None
 
     def sample_coefficients(self, count: int) -> torch.Tensor:
         """``(count, k)`` Dirichlet weights inside ``[lower, upper]``."""
@@ -149,12 +150,21 @@ class MixUp(Defense):
             mixed_targets = mixed_targets + weight[:, None] * source_targets[index]
         return mixed, mixed_targets, Encoding(coefficients, partners)
 
+    def encode_with_key(
+        self, images: torch.Tensor, labels: torch.Tensor, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor, Encoding]:
+        """:meth:`encode`, and the secret key of the encoding.
+
+        The key never leaves the client; a page or test that shows or checks
+        the mixture calls this instead of :meth:`encode` (same randomness).
+        """
+        return self.mix(images, labels, num_classes)
+
     def encode(
         self, images: torch.Tensor, labels: torch.Tensor, num_classes: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mixed, targets, encoding = self.mix(images, labels, num_classes)
-        self.last = Encoding(encoding.coefficients, encoding.partners, images=mixed)
-        return mixed, targets
+        encoded, targets, _ = self.encode_with_key(images, labels, num_classes)
+        return encoded, targets
 
     def describe(self) -> str:
         return f"{self.name}k{self.k}"

@@ -24,7 +24,6 @@ one-to-one matched.
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +37,6 @@ from tqdm import tqdm
 
 from gi_lib import data, fl, metrics, models, plots
 from gi_lib.attacks import bn_prior, build_attack
-from gi_lib.batchnorm import batch_statistics
 from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.utility import DefendedModel, train_with_defense
@@ -159,37 +157,6 @@ def defense_settings(params: Mapping[str, Any]) -> dict[str, DefenseMaker]:
     return out
 
 
-class Recorded(Defense):
-    """Wraps a defense and keeps the batch the client actually trained on.
-
-    The exact BatchNorm statistics the strong attacker is granted are those of
-    this (encoded) batch.
-    """
-
-    def __init__(self, inner: Defense) -> None:
-        super().__init__(seed=inner.seed)
-        self.inner = inner
-        self.sent: torch.Tensor | None = None
-
-    def encode(
-        self, images: torch.Tensor, labels: torch.Tensor, num_classes: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self.inner.encode(images, labels, num_classes)
-        self.sent = images.detach()
-        return images, labels
-
-    def client_gradients(
-        self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
-        return self.inner.client_gradients(model, images, targets)
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def cache_key(self) -> str:
-        return self.inner.cache_key()
-
-
 @dataclass
 class Attacked:
     """One attacked batch in one setting."""
@@ -233,23 +200,19 @@ def attack_batch(
         seed: the attack's initialisation.
         setting: label stored with the result.
     """
-    recorder = Recorded(defense)
-    observation = fl.observe_fedsgd(
+    step = fl.client_fedsgd(
         net,
         images,
         labels,
         num_classes=num_classes,
-        reveal_labels=labels_known,
         model_mode="train",
-        defense=recorder,
+        defense=defense,
     )
-    assert recorder.sent is not None
-    if bn_known:
-        # The strong threat model: the server knows the statistics of the batch
-        # the client trained on.
-        observation = dataclasses.replace(
-            observation, bn_statistics=batch_statistics(net, recorder.sent)
-        )
+    # The strong threat model reveals the statistics of the batch the client
+    # trained on (after the defense's encoding) with the update.
+    observation = fl.observe_round(
+        net, [step], reveal_labels=labels_known, reveal_bn_statistics=bn_known
+    )
     start = time.perf_counter()
     result = build_attack("bn_prior", config=config).reconstruct(observation, seed=seed)
     seconds = time.perf_counter() - start
@@ -258,7 +221,7 @@ def attack_batch(
     return Attacked(
         setting=setting,
         true_images=images.cpu(),
-        sent_images=recorder.sent.cpu(),
+        sent_images=step.images.cpu(),
         images=matched.cpu(),
         psnr=float(metrics.psnr(matched, images).mean()),
         ssim=float(metrics.ssim(matched, images).mean()),

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from gi_lib import data, fl, metrics, plots
+from gi_lib import data, fl, metrics, plots, vertical
 from gi_lib.attacks import cafe
 from gi_lib.attacks.base import (
     OptimConfig,
@@ -37,7 +37,7 @@ PARAMETERS: dict[str, Param] = {
     "model": Param(
         str,
         choices=VERTICAL_MODELS,
-        help="parties' bottom models (gi_lib.fl.VerticalModel) and a linear top",
+        help="parties' bottom models (gi_lib.vertical.VerticalModel) and a linear top",
     ),
     "batch_size": Param(int, minimum=1, help="samples per training step"),
     "num_parties": Param(int, minimum=1, help="parties splitting each image"),
@@ -97,18 +97,18 @@ def setup(
     lr: float,
     seed: int,
     num_classes: int,
-) -> fl.VerticalTraining:
+) -> vertical.VerticalTraining:
     """The vertical training the attack watches (models seeded by ``seed``)."""
-    shapes = [tuple(s.shape[1:]) for s in fl.split_features(images, num_parties)]
+    shapes = [tuple(s.shape[1:]) for s in vertical.split_features(images, num_parties)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = fl.VerticalModel(shapes, num_classes)
-    return fl.VerticalTraining(
+        model = vertical.VerticalModel(shapes, num_classes)
+    return vertical.VerticalTraining(
         model, images, labels, batch_size=batch_size, lr=lr, seed=seed
     )
 
 
-def attacker_for(training: fl.VerticalTraining, seed: int) -> cafe.CAFE:
+def attacker_for(training: vertical.VerticalTraining, seed: int) -> cafe.CAFE:
     """A CAFE attacker sized from public knowledge: the models and sample count."""
     model = training.model
     first = model.parties[0].first_fc
@@ -154,7 +154,7 @@ def run_cafe(
     # Step 1's recovered dL/dH against the truth at the final model.
     observation = training.step()
     model = observation.model
-    slices = fl.split_features(images, num_parties)
+    slices = vertical.split_features(images, num_parties)
     errors = []
     for m, party in enumerate(model.parties):
         inputs = slices[m].clone()
@@ -178,7 +178,7 @@ def run_cafe(
 
 
 def dlg_vertical(
-    observation: fl.VerticalObservation,
+    observation: vertical.VerticalObservation,
     *,
     iterations: int,
     seed: int,
@@ -197,8 +197,10 @@ def dlg_vertical(
     width = sum(s[2] for s in shapes)
 
     def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        top, parties = fl.vertical_gradients(
-            model, fl.split_features(variables[0], len(shapes)), observation.labels
+        top, parties = vertical.vertical_gradients(
+            model,
+            vertical.split_features(variables[0], len(shapes)),
+            observation.labels,
         )
         simulated = list(top) + [g for p in parties for g in p]
         matching = l2_gradient_distance(simulated, observed)
