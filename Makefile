@@ -7,8 +7,11 @@
 #   make book PROFILE=smoke
 #
 # Make is the cache: an executed notebook is redone only when its source, its
-# profile file or gi_lib changed. Outputs live under $(BUILD)/<profile>/, so
-# switching profile never reuses another profile's notebooks or results.
+# profile file, the runner or a gi_lib module it imports (directly or not)
+# changed; gi_lib.deps finds those modules from the import graph and writes
+# them to $(BUILD)/<profile>/deps/<notebook>.d, as gcc -MMD does for C.
+# Outputs live under $(BUILD)/<profile>/, so switching profile never reuses
+# another profile's notebooks or results.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -39,9 +42,13 @@ NOTEBOOK_NAMES := $(notdir $(NOTEBOOK_KEYS))
 ifneq ($(words $(NOTEBOOK_NAMES)),$(words $(sort $(NOTEBOOK_NAMES))))
 $(error Two notebooks share a file name ($(NOTEBOOK_KEYS)); names must be unique, they name the make targets and results files)
 endif
-# What a notebook's run depends on besides its source and profile; the book
-# generator is left out, so editing it only rebuilds the HTML.
-LIB_SOURCES := $(filter-out gi_lib/book.py,$(wildcard gi_lib/*.py gi_lib/*/*.py))
+# Every library module: a notebook's dependency file is redone when one changes
+# (cheap: it only parses imports). A notebook itself depends on the modules it
+# imports; no notebook imports the book generator, so editing it only rebuilds
+# the HTML.
+LIB_SOURCES := $(shell find gi_lib -name '*.py' -not -path '*/__pycache__/*')
+# Goals that run no notebook, and so need no dependency files.
+NO_DEPS_GOALS := help install test lint bench clean
 # Jupyter Book's command line through $(PY), so that PY= alone picks the environment.
 JUPYTER_BOOK = $(PY) -c 'import sys; from jupyter_book.cli.main import main; sys.exit(main())'
 
@@ -111,10 +118,21 @@ endef
 $(foreach key,$(NOTEBOOK_KEYS),$(eval $(call notebook_target,$(key))))
 
 # The runner writes the notebook atomically and deletes a stale results file
-# first, so a failed run leaves neither behind.
-$(OUT)/notebooks/%.ipynb: notebooks/%.py $(PROFILE_FILE) $(LIB_SOURCES) | $(INSTALL)
+# first, so a failed (or interrupted) run leaves neither behind. The gi_lib
+# modules the notebook imports come from its dependency file, included below.
+$(OUT)/notebooks/%.ipynb: notebooks/%.py $(PROFILE_FILE) gi_lib/runner.py | $(INSTALL)
 	@echo "running $< with the $(PROFILE) profile"
 	$(PY) -m gi_lib.runner $< --profile $(PROFILE) --output $@ --results-dir $(OUT)/results $(RUNNER_FLAGS)
+
+# `target: modules...` plus an empty rule per module, so that deleting a module
+# does not stop make. The executed notebook does not depend on this file: a
+# regenerated list that names no changed module reruns nothing.
+$(OUT)/deps/%.d: notebooks/%.py $(LIB_SOURCES) | $(INSTALL)
+	$(PY) -m gi_lib.deps $< --target $(OUT)/notebooks/$*.ipynb --output $@
+
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+-include $(NOTEBOOK_KEYS:%=$(OUT)/deps/%.d)
+endif
 
 book: $(BOOK_HTML)/index.html
 	@echo "The book: $(abspath $(BOOK_HTML))/index.html"

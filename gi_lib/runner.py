@@ -13,7 +13,9 @@ runs, always injects ``profile=<name>``, executes the notebook with papermill
 in a kernel of this interpreter (working directory: the repository root;
 ``GI_RESULTS_DIR`` set for the kernel) and writes the executed notebook
 atomically. A failed run leaves neither a notebook nor a results file behind,
-so a build never shows stale numbers.
+so a build never shows stale numbers. A run stopped by SIGTERM or Ctrl-C
+(SIGINT) shuts its kernel down, removes its temporary notebook and results
+file, and the command exits with 128 + the signal's number.
 
 Example::
 
@@ -26,13 +28,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,69 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 class RunnerError(Exception):
     """A problem the user can fix; its message is one paragraph that says how."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGTERM or SIGINT) while it ran.
+
+    A ``KeyboardInterrupt`` so that every layer between the signal and the
+    runner (asyncio, nbclient's kernel context, papermill) unwinds as it does
+    for Ctrl-C: the kernel is shut down on the way out.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+# The signals a run turns into `Interrupted`. Each is handled once: a repeat
+# while the run cleans up acts as it would without the runner (SIGTERM ends the
+# process, Ctrl-C raises KeyboardInterrupt), so a stuck clean-up can be cut short.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class _StopRequest:
+    """Which signal stopped the run, if one did."""
+
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[_StopRequest]:
+    """Turn SIGTERM and SIGINT into `Interrupted` in the main thread.
+
+    Without this, SIGTERM ends the process at once: the temporary notebook
+    stays beside the output and the kernel is orphaned. Outside the main
+    thread (where Python cannot install handlers) this does nothing. The
+    previous handlers are restored on exit.
+
+    Yields:
+        The request that the handler fills in with the signal's number.
+    """
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    previous: dict[int, Any] = {}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            # None: a handler installed outside Python, which cannot be put back.
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+    def stop(signum: int, frame: object) -> None:
+        restore()
+        request.signum = signum
+        raise Interrupted(signum)
+
+    try:
+        for number in _STOP_SIGNALS:
+            previous[number] = signal.signal(number, stop)
+        yield request
+    finally:
+        restore()
 
 
 @dataclass(frozen=True)
@@ -243,6 +311,45 @@ def _kernel_spec_dir() -> tempfile.TemporaryDirectory[str]:
     return folder
 
 
+class _KernelGuard:
+    """The kernels of one run: stopped at once on a signal, never left behind.
+
+    nbclient shuts its kernel down when an exception leaves the execution,
+    gracefully (the kernel is asked to exit, and a busy kernel then prints a
+    traceback about closed sockets). After a signal the kernel is killed
+    instead, which also ends the processes it started. An exception that
+    arrives while the kernel client is still connecting escapes nbclient's
+    clean-up; `shut_down` stops whatever kernel is left.
+    """
+
+    def __init__(self, stop: _StopRequest) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        self.managers: list[AsyncKernelManager] = []
+        guard = self
+
+        class GuardedKernelManager(AsyncKernelManager):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                guard.managers.append(self)
+
+            async def shutdown_kernel(
+                self, now: bool = False, restart: bool = False
+            ) -> None:
+                stopping = stop.signum is not None
+                await super().shutdown_kernel(now=now or stopping, restart=restart)
+
+        self.manager_class = GuardedKernelManager
+
+    def shut_down(self) -> None:
+        """Kill any kernel of this run that is still running."""
+        from jupyter_core.utils import run_sync
+
+        for manager in self.managers:
+            if manager.has_kernel:
+                run_sync(manager.shutdown_kernel)(now=True)
+
+
 def _one_paragraph(text: str) -> str:
     return " ".join(_ANSI.sub("", str(text)).split())
 
@@ -303,9 +410,9 @@ def run_notebook(
     Raises:
         RunnerError: bad profile or parameters (before running), or a failed
             run (after removing the partial notebook and results file).
+        Interrupted: SIGTERM or SIGINT arrived (in the main thread); the kernel
+            was shut down and the partial notebook and results file removed.
     """
-    import papermill
-
     source = locate(notebook_path)
     profiles = (
         Path(profiles_dir)
@@ -317,35 +424,70 @@ def run_notebook(
         source, notebook, profile=profile, profiles_dir=profiles, extra=extra_parameters
     )
 
-    target = Path(output).resolve()
-    results = Path(results_dir).resolve()
+    with _signals_as_interrupts() as stop:
+        target = _execute(
+            source,
+            notebook,
+            parameters,
+            kernels=_KernelGuard(stop),
+            profile=profile,
+            output=Path(output),
+            results=Path(results_dir),
+            require_results=require_results,
+            log_output=log_output,
+            verbose=verbose,
+        )
+    return target
+
+
+def _execute(
+    source: NotebookSource,
+    notebook: Any,
+    parameters: Mapping[str, Any],
+    *,
+    kernels: _KernelGuard,
+    profile: str,
+    output: Path,
+    results: Path,
+    require_results: bool,
+    log_output: bool,
+    verbose: bool,
+) -> Path:
+    """Execute the checked notebook and write it atomically (see `run_notebook`)."""
+    import papermill
+
+    target = output.resolve()
+    results = results.resolve()
     results_file = results / f"{source.stem}.json"
     # Stale outputs must never outlive the run that replaces them.
     results_file.unlink(missing_ok=True)
     target.unlink(missing_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=".tmp.ipynb", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
 
     saved_env = {name: os.environ.get(name) for name in (RESULTS_ENV, "JUPYTER_PATH")}
-    kernel_dir = _kernel_spec_dir()
-    os.environ[RESULTS_ENV] = str(results)
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(
-        filter(None, [kernel_dir.name, saved_env["JUPYTER_PATH"]])
-    )
-    # debugpy warns about frozen modules on every kernel start; it is noise here.
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    tmp: Path | None = None
+    kernel_dir: tempfile.TemporaryDirectory[str] | None = None
     started = time.perf_counter()
     try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=".tmp.ipynb", dir=target.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        kernel_dir = _kernel_spec_dir()
+        os.environ[RESULTS_ENV] = str(results)
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(
+            filter(None, [kernel_dir.name, saved_env["JUPYTER_PATH"]])
+        )
+        # debugpy warns about frozen modules on every kernel start; it is noise.
+        os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         papermill.execute_notebook(
             notebook,
             str(tmp),
             parameters=parameters,
             kernel_name=KERNEL_NAME,
+            kernel_manager_class=kernels.manager_class,
             language="python",
             progress_bar=False,
             stdout_file=sys.stdout if log_output else None,
@@ -362,14 +504,17 @@ def run_notebook(
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, target)
     except BaseException as error:
-        tmp.unlink(missing_ok=True)
+        kernels.shut_down()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         results_file.unlink(missing_ok=True)
         if isinstance(error, RunnerError) or not isinstance(error, Exception):
             raise
         message = _failure_message(source.key, profile, error, verbose=verbose)
         raise RunnerError(message) from error
     finally:
-        kernel_dir.cleanup()
+        if kernel_dir is not None:
+            kernel_dir.cleanup()
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -434,6 +579,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunnerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as error:
+        signum = getattr(error, "signum", signal.SIGINT)
+        print(
+            f"error: {args.notebook} was stopped by {signal.Signals(signum).name}; "
+            "its kernel was shut down and the partial notebook and results file "
+            "were removed.",
+            file=sys.stderr,
+        )
+        return 128 + signum
     return 0
 
 

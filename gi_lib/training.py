@@ -9,12 +9,22 @@ of 120. For shorter runs those cuts are scaled to the same fractions of the run
 decay). The trained weights are written atomically to
 ``cache_dir()/models/<model>-<dataset>-e<epochs>-s<seed>[-n<images>][-lr<lr>].pt`` and
 loaded from there on every later call.
+
+The cache itself (:func:`cache_file`, :func:`load_or_train`) and the seeded
+data splits (:func:`sample_split`) serve every cached trainer, the defended
+one of :mod:`gi_lib.defenses.utility` too. A cache file that cannot be loaded
+(truncated, corrupt, or for another architecture) is moved aside with a
+warning and the model is trained again.
 """
 
 from __future__ import annotations
 
-import io
+import copy
+import functools
+import os
 import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +62,20 @@ class TrainedModel:
     cached: bool
 
 
+def cache_file(parts: Sequence[str], *, folder: str = "models") -> Path:
+    """The cache file of one trained model: its key's parts joined by ``-``.
+
+    Args:
+        parts: everything that decides what is trained (model, data set,
+            settings), each already formatted, e.g. ``["lenet", "mnist", "e5"]``.
+        folder: under :func:`gi_lib.data.cache_dir`.
+
+    Returns:
+        ``cache_dir()/<folder>/<part>-<part>-....pt``.
+    """
+    return data.cache_dir() / folder / ("-".join(parts) + ".pt")
+
+
 def checkpoint_path(
     name: str,
     dataset: str,
@@ -61,22 +85,83 @@ def checkpoint_path(
     num_images: int | None,
     lr: float = 0.1,
 ) -> Path:
-    """The cache file of one trained model."""
-    suffix = f"-n{num_images}" if num_images is not None else ""
-    suffix += f"-lr{lr:g}" if lr != 0.1 else ""
-    file = f"{name}-{dataset}-e{epochs}-s{seed}{suffix}.pt"
-    return data.cache_dir() / "models" / file
+    """The cache file of one model trained by :func:`trained_model`."""
+    parts = [name, dataset, f"e{epochs}", f"s{seed}"]
+    parts += [f"n{num_images}"] if num_images is not None else []
+    parts += [f"lr{lr:g}"] if lr != 0.1 else []
+    return cache_file(parts)
 
 
-def _tensors(
-    dataset: str, split: str, limit: int | None, seed: int
+@functools.lru_cache(maxsize=8)
+def sample_split(
+    dataset: str, split: str, count: int | None, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` seeded images and labels of a split (all of it when None).
+
+    At most the split's size. Cached: a notebook trains several models on the
+    same images, and reading thousands of image files dominates short runs.
+    Callers index these tensors and must never write to them.
+    """
     images = data.load_dataset(dataset, split)
-    count = len(images)  # type: ignore[arg-type]
-    if limit is not None:
-        count = min(count, limit)
-    x, y, _ = data.sample_victims(images, count, seed)
+    size = len(images)  # type: ignore[arg-type]
+    x, y, _ = data.sample_victims(
+        images, size if count is None else min(count, size), seed
+    )
     return x, y
+
+
+def _read(path: Path, model: nn.Module, fields: Sequence[str]) -> dict[str, float]:
+    """Load a cache file's weights into ``model`` (strictly) and its record."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])  # strict: every key must match
+    return {field: checkpoint[field] for field in fields}
+
+
+def load_or_train(
+    path: Path,
+    model: nn.Module,
+    train: Callable[[nn.Module], Mapping[str, float]],
+    *,
+    fields: Sequence[str],
+) -> tuple[dict[str, float], bool]:
+    """Load ``model``'s weights from ``path``, or train it and save them.
+
+    A file that cannot be loaded (truncated or corrupt, weights that do not
+    fit ``model``, or a record without ``fields``) is renamed to
+    ``<name>.corrupt`` with a warning that names it, and the model is trained
+    from its initial weights as if there had been no file.
+
+    Args:
+        path: the cache file (see :func:`cache_file`).
+        model: freshly built (seeded) model; loaded or trained in place.
+        train: trains the model in place and returns the record to keep with
+            the weights (test accuracy, seconds, ...); called only on a miss.
+        fields: the record's names, read back from a cached file.
+
+    Returns:
+        The record and whether it came from the cache.
+    """
+    if path.exists():
+        initial = copy.deepcopy(model.state_dict())
+        try:
+            return _read(path, model, fields), True
+        except Exception as error:  # any unreadable file: retrain
+            model.load_state_dict(initial)  # a failed load may copy some weights
+            aside = path.with_name(f"{path.name}.corrupt")
+            os.replace(path, aside)
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+            warnings.warn(
+                f"The cached model {path} could not be loaded ({reason}); it was "
+                f"moved to {aside} and the model is trained again.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    record = dict(train(model))
+    state = {key: value.cpu() for key, value in model.state_dict().items()}
+    atomic_write(
+        path, lambda handle: torch.save({"state_dict": state, **record}, handle)
+    )
+    return record, False
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -172,49 +257,37 @@ def trained_model(
     )
     info = data.dataset_info(dataset)
     model = models.build_model(name, info, seed=seed)
-    if path.exists():
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["state_dict"])  # strict: every key must match
-        return TrainedModel(
-            model=model.to(device).eval(),
-            path=path,
+
+    def fit(model: nn.Module) -> dict[str, float]:
+        images, labels = sample_split(dataset, "train", num_images, seed)
+        start = time.perf_counter()
+        train(
+            model,
+            images,
+            labels,
             epochs=epochs,
-            test_accuracy=float(checkpoint["test_accuracy"]),
-            train_seconds=float(checkpoint["train_seconds"]),
-            cached=True,
+            seed=seed,
+            device=device,
+            lr=lr,
+            progress=progress,
         )
-    images, labels = _tensors(dataset, "train", num_images, seed)
-    start = time.perf_counter()
-    train(
-        model,
-        images,
-        labels,
-        epochs=epochs,
-        seed=seed,
-        device=device,
-        lr=lr,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - start
-    # Scored on up to 2,000 test images (fewer for a small training run).
-    test_count = 2000 if num_images is None else min(2000, num_images)
-    test_images, test_labels = _tensors(dataset, "test", test_count, seed + 1)
-    test_accuracy = accuracy(model, test_images, test_labels, device)
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "test_accuracy": test_accuracy,
+        seconds = time.perf_counter() - start
+        # Scored on up to 2,000 test images (fewer for a small training run).
+        test_count = 2000 if num_images is None else min(2000, num_images)
+        test_images, test_labels = sample_split(dataset, "test", test_count, seed + 1)
+        return {
+            "test_accuracy": accuracy(model, test_images, test_labels, device),
             "train_seconds": seconds,
-        },
-        buffer,
+        }
+
+    record, cached = load_or_train(
+        path, model, fit, fields=("test_accuracy", "train_seconds")
     )
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return TrainedModel(
-        model=model.eval(),
+        model=model.to(device).eval(),
         path=path,
         epochs=epochs,
-        test_accuracy=test_accuracy,
-        train_seconds=seconds,
-        cached=False,
+        test_accuracy=float(record["test_accuracy"]),
+        train_seconds=float(record["train_seconds"]),
+        cached=cached,
     )

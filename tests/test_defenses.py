@@ -16,8 +16,9 @@ from gi_lib.defenses import (
     dpsgd,
 )
 from gi_lib.defenses.pruning import prune_gradient
-from gi_lib.defenses.utility import _split, cache_path, train_with_defense
+from gi_lib.defenses.utility import cache_path, train_with_defense
 from gi_lib.experiments import instahide as instahide_page
+from gi_lib.training import sample_split
 
 INFO = data.dataset_info("cifar10")
 
@@ -293,7 +294,7 @@ def test_public_stand_in_is_disjoint_from_the_training_images(cifar10):
     params = _instahide_params()
     public = instahide_page.public_set(params)
     assert public is not None and public.shape == (16, 3, 32, 32)
-    train, _ = _split("cifar10", "train", 64, params["seed"])
+    train, _ = sample_split("cifar10", "train", 64, params["seed"])
     flat = train.flatten(1)
     for image in public.flatten(1):
         assert not (flat == image).all(1).any()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -181,3 +186,75 @@ def test_cli_exits_1_with_a_short_message(repo: Path, capsys) -> None:
     )
     assert code == 1
     assert "Valid profiles: cpu, smoke" in capsys.readouterr().err
+
+
+NAP = """\
+# %% tags=["parameters"]
+profile = "cpu"
+marker = ""
+
+# %%
+import os
+import time
+from pathlib import Path
+
+Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    psutil = pytest.importorskip("psutil")
+    if not psutil.pid_exists(pid):
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"]
+)
+def test_signal_stops_the_run_and_leaves_nothing_behind(
+    repo: Path, signum: signal.Signals
+) -> None:
+    (repo / "notebooks" / "attacks" / "nap.py").write_text(NAP, encoding="utf-8")
+    out = repo / "out"
+    (out / "results").mkdir(parents=True)
+    # Outputs of an earlier run, which this one replaces.
+    (out / "nap.ipynb").write_text("{}", encoding="utf-8")
+    (out / "results" / "nap.json").write_text("{}", encoding="utf-8")
+    marker = repo / "kernel.pid"
+    command = [
+        *(sys.executable, "-m", "gi_lib.runner"),
+        str(repo / "notebooks" / "attacks" / "nap.py"),
+        *("--profile", "smoke", "--output", str(out / "nap.ipynb")),
+        *("--results-dir", str(out / "results"), "-p", "marker", str(marker)),
+    ]
+    # Files, not pipes: the kernel inherits them, and waiting for a pipe to
+    # close would wait for the kernel too.
+    log = repo / "runner.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=handle)
+    kernel = None
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.is_file() or not marker.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the notebook's cell never started"
+            time.sleep(0.05)
+        kernel = int(marker.read_text())
+        assert _alive(kernel)
+        process.send_signal(signum)
+        process.wait(timeout=60)
+        assert not _alive(kernel), "the kernel outlived the runner"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if kernel is not None and _alive(kernel):
+            os.kill(kernel, signal.SIGKILL)
+    assert process.returncode == 128 + signum
+    assert f"stopped by {signum.name}" in log.read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["results"]
+    assert list((out / "results").iterdir()) == []

@@ -7,18 +7,17 @@ attacker observes), then the server applies it with SGD and momentum. Test
 accuracy is measured on clean test images (MixUp and InstaHide encode only
 training data). Results are cached under ``cache_dir()/models/defended/``, in a
 file named by the model, data set, the defense's
-:meth:`~gi_lib.defenses.base.Defense.cache_key` and the training settings
-(written atomically), so notebooks that share a setting train it once.
+:meth:`~gi_lib.defenses.base.Defense.cache_key` and the training settings, so
+notebooks that share a setting train it once.
 
-The general cached trainer (:mod:`gi_lib.training`) knows no defenses, so this
-loop is separate; it has no data augmentation, which short CPU runs do not
-need.
+The training loop is its own (the general trainer of :mod:`gi_lib.training`
+knows no defenses, and this one has no data augmentation, which short CPU
+runs do not need); the cache and the data splits are the general trainer's
+(:func:`~gi_lib.training.load_or_train`, :func:`~gi_lib.training.sample_split`).
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,9 +28,8 @@ from torch import nn
 from tqdm import tqdm
 
 from gi_lib import data, models
-from gi_lib._io import atomic_write
 from gi_lib.defenses.base import Defense
-from gi_lib.training import accuracy
+from gi_lib.training import accuracy, cache_file, load_or_train, sample_split
 
 
 @dataclass
@@ -57,19 +55,6 @@ class DefendedModel:
     cached: bool
 
 
-@functools.lru_cache(maxsize=8)
-def _split(
-    dataset: str, split: str, count: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    # Cached: a notebook trains several defenses on the same images, and
-    # reading thousands of image files dominates short runs. Callers index
-    # these tensors and never write to them.
-    images = data.load_dataset(dataset, split)
-    size = len(images)  # type: ignore[arg-type]
-    x, y, _ = data.sample_victims(images, min(count, size), seed)
-    return x, y
-
-
 def cache_path(
     model: str,
     dataset: str,
@@ -82,11 +67,9 @@ def cache_path(
     batch_size: int,
 ) -> Path:
     """The cache file of one defended training run."""
-    name = (
-        f"{model}-{dataset}-{defense.cache_key()}-e{epochs}-s{seed}-n{num_images}"
-        f"-lr{lr:g}-b{batch_size}.pt"
-    )
-    return data.cache_dir() / "models" / "defended" / name
+    parts = [model, dataset, defense.cache_key(), f"e{epochs}", f"s{seed}"]
+    parts += [f"n{num_images}", f"lr{lr:g}", f"b{batch_size}"]
+    return cache_file(parts, folder="models/defended")
 
 
 def train_with_defense(
@@ -137,59 +120,51 @@ def train_with_defense(
         lr=lr,
         batch_size=batch_size,
     )
-    if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(saved["state_dict"])  # strict: every key must match
-        return DefendedModel(
-            model=net.to(device).eval(),
-            defense=defense.describe(),
-            test_accuracy=float(saved["test_accuracy"]),
-            steps=int(saved["steps"]),
-            sample_rate=float(saved["sample_rate"]),
-            train_seconds=float(saved["train_seconds"]),
-            cached=True,
-        )
-    images, labels = _split(dataset, "train", num_images, seed)
-    count = len(labels)
-    generator = torch.Generator().manual_seed(seed)
-    net.to(device).train()
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
-    parameters = [p for p in net.parameters() if p.requires_grad]
-    steps = 0
-    start = time.perf_counter()
-    for _ in tqdm(range(epochs), desc=defense.describe(), disable=not progress):
-        order = torch.randperm(count, generator=generator)
-        for first in range(0, count - batch_size + 1, batch_size):
-            index = order[first : first + batch_size]
-            batch, targets = defense.encode(
-                images[index].to(device), labels[index].to(device), info.num_classes
-            )
-            update = defense.client_gradients(net, batch, targets)
-            for parameter, gradient in zip(parameters, update, strict=True):
-                parameter.grad = gradient.to(parameter)
-            optimizer.step()
-            steps += 1
-    seconds = time.perf_counter() - start
-    test_x, test_y = _split(dataset, "test", test_images, seed + 1)
-    test_accuracy = accuracy(net, test_x, test_y, device)
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
-            "test_accuracy": test_accuracy,
+
+    def fit(net: nn.Module) -> dict[str, float]:
+        images, labels = sample_split(dataset, "train", num_images, seed)
+        count = len(labels)
+        generator = torch.Generator().manual_seed(seed)
+        net.to(device).train()
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+        parameters = [p for p in net.parameters() if p.requires_grad]
+        steps = 0
+        start = time.perf_counter()
+        for _ in tqdm(range(epochs), desc=defense.describe(), disable=not progress):
+            order = torch.randperm(count, generator=generator)
+            for first in range(0, count - batch_size + 1, batch_size):
+                index = order[first : first + batch_size]
+                batch, targets = defense.encode(
+                    images[index].to(device),
+                    labels[index].to(device),
+                    info.num_classes,
+                )
+                update = defense.client_gradients(net, batch, targets)
+                for parameter, gradient in zip(parameters, update, strict=True):
+                    parameter.grad = gradient.to(parameter)
+                optimizer.step()
+                steps += 1
+        seconds = time.perf_counter() - start
+        test_x, test_y = sample_split(dataset, "test", test_images, seed + 1)
+        return {
+            "test_accuracy": accuracy(net, test_x, test_y, device),
             "steps": steps,
             "sample_rate": batch_size / count,
             "train_seconds": seconds,
-        },
-        buffer,
+        }
+
+    record, cached = load_or_train(
+        path,
+        net,
+        fit,
+        fields=("test_accuracy", "steps", "sample_rate", "train_seconds"),
     )
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return DefendedModel(
-        model=net.eval(),
+        model=net.to(device).eval(),
         defense=defense.describe(),
-        test_accuracy=test_accuracy,
-        steps=steps,
-        sample_rate=batch_size / count,
-        train_seconds=seconds,
-        cached=False,
+        test_accuracy=float(record["test_accuracy"]),
+        steps=int(record["steps"]),
+        sample_rate=float(record["sample_rate"]),
+        train_seconds=float(record["train_seconds"]),
+        cached=cached,
     )
