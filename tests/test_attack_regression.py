@@ -9,7 +9,7 @@ The merged loop must give the same PSNR within 0.1 dB.
 import pytest
 import torch
 
-from gi_lib import batchnorm, data, fl, metrics, models
+from gi_lib import data, fl, metrics, models
 from gi_lib.attacks import OptimConfig, build_attack
 
 TOLERANCE_DB = 0.1
@@ -95,11 +95,8 @@ def test_the_bn_prior_attack_is_unchanged(victims, target, expected):
         num_classes=10,
         reveal_labels=True,
         model_mode="train",
+        reveal_bn_statistics=target == "observed",
     )
-    if target == "observed":
-        # The threat model that reveals the batch's statistics.
-        stats = batchnorm.batch_statistics(net, images[:2])
-        observation = _with_statistics(observation, stats)
     attack = build_attack(
         "bn_prior",
         bn_target=target,
@@ -109,9 +106,3 @@ def test_the_bn_prior_attack_is_unchanged(victims, target, expected):
     )
     result = attack.reconstruct(observation, seed=4)
     assert _psnr(result.images, images[:2]) == pytest.approx(expected, abs=TOLERANCE_DB)
-
-
-def _with_statistics(observation, stats):
-    import dataclasses
-
-    return dataclasses.replace(observation, bn_statistics=stats)

@@ -1,7 +1,6 @@
 """The evaluation notebook's library: the BatchNorm-prior attack and the runner."""
 
 import copy
-import dataclasses
 
 import pytest
 import torch
@@ -67,9 +66,6 @@ def test_attack_reconstructs_and_knowing_the_statistics_helps(cifar10):
     # model's running statistics (an unrelated image scores about 10 dB).
     images, labels = _batch(cifar10, 1)
     net = models.build_model("smallconv16", INFO, seed=0)
-    observation = fl.observe_fedsgd(
-        net, images, labels, num_classes=10, reveal_labels=True, model_mode="train"
-    )
 
     def curve(exact):
         attack = build_attack(
@@ -79,10 +75,15 @@ def test_attack_reconstructs_and_knowing_the_statistics_helps(cifar10):
             tv_weight=0.1 if exact else 0.05,
             bn_statistics_weight=0.005 if exact else 0.001,
         )
-        seen = observation
-        if exact:
-            stats = batchnorm.batch_statistics(net, images)
-            seen = dataclasses.replace(observation, bn_statistics=stats)
+        seen = fl.observe_fedsgd(
+            net,
+            images,
+            labels,
+            num_classes=10,
+            reveal_labels=True,
+            model_mode="train",
+            reveal_bn_statistics=exact,
+        )
         result = attack.reconstruct(seen, seed=0, truth=images)
         return [h["psnr"] for h in result.history if "psnr" in h]
 

@@ -12,7 +12,10 @@ import torch
 from tqdm import tqdm
 
 from gi_lib import data, fl, metrics, models
-from gi_lib.attacks import build_attack, idlg
+
+# Both attacks this module runs by name, imported so that the dependency on
+# them is visible (to make, through the import graph).
+from gi_lib.attacks import build_attack, dlg, idlg  # noqa: F401
 from gi_lib.attacks.base import OptimConfig, Reconstruction
 
 AttackName = Literal["dlg", "idlg"]
