@@ -1,11 +1,18 @@
-"""Seconds per attack step, and its ratio to one plain forward+backward.
+"""Seconds per attack step in the shared loop, against one plain forward+backward.
 
 An attack step is one evaluation of the gradient-matching loss and its
 gradient with respect to the dummy images: a forward pass, a backward pass
-that builds a graph (create_graph=True), the distance, and a backward pass
-through all of that. Its floor is roughly three to four plain
-forward+backward passes. Timings are medians from torch.utils.benchmark;
-run with the machine otherwise idle, and compare ratios, not seconds.
+that builds a graph (create_graph=True), the distance, the priors, and a
+backward pass through all of that, plus the loop's bookkeeping (optimiser,
+box, history). Its floor is roughly three to four plain forward+backward
+passes. The step is timed through the attacks as a user runs them
+(``build_attack(...).reconstruct``): DLG's L-BFGS on LeNet (seconds per loss
+evaluation), Inverting Gradients' signed Adam on its ConvNet and on ResNet-18
+(seconds per step). ``--compile`` also times the compiled matching step
+(``OptimConfig.compile``): its one-off compile time, its step, and the step
+count from which it pays. Plain passes are medians from torch.utils.benchmark,
+loop steps medians over repeats; compare ratios, not seconds, and run with
+the machine otherwise idle.
 """
 
 from __future__ import annotations
@@ -18,177 +25,139 @@ import torch
 from torch.utils import benchmark
 
 from gi_lib import data, fl, models
-from gi_lib.attacks import dlg, inverting
-from gi_lib.attacks.base import OptimConfig, l2_gradient_distance, simulated_gradients
+from gi_lib.attacks import OptimConfig, build_attack
+
+ATTACK_OF = {"lenet": "dlg", "convnet": "inverting", "resnet18": "inverting"}
 
 
-def _median_seconds(fn, min_run_time: float) -> float:
+def _median_seconds(fn, min_run_time: float) -> float:  # noqa: ANN001
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def bench_lenet(
-    batch_size: int, *, min_run_time: float, device: torch.device
-) -> dict[str, float]:
-    info = data.dataset_info("cifar10")
-    net = models.build_model("lenet", info, seed=0).to(device)
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand(batch_size, 3, 32, 32, generator=generator).to(device)
-    labels = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
-    observed = fl.fedsgd_gradient(net, images, labels)
-    parameters = fl.trainable_parameters(net)
-    dummy = (
-        torch.rand(batch_size, 3, 32, 32, generator=generator)
-        .to(device)
-        .requires_grad_()
-    )
-    label_logits = (
-        torch.randn(batch_size, 10, generator=generator).to(device).requires_grad_()
-    )
-
-    def plain_step() -> None:
-        loss = fl.cross_entropy(net(images), labels)
-        torch.autograd.grad(loss, parameters)
-
-    def attack_step() -> None:
-        soft = torch.softmax(label_logits, dim=-1)
-        grads = simulated_gradients(net, dummy, soft, fl.cross_entropy)
-        distance = l2_gradient_distance(grads, observed)
-        torch.autograd.grad(distance, [dummy, label_logits])
-
-    plain = _median_seconds(plain_step, min_run_time)
-    attack = _median_seconds(attack_step, min_run_time)
-    # The whole loop (L-BFGS bookkeeping, history, checks) per loss evaluation.
-    observation = fl.observe_fedsgd(net, images, labels, num_classes=10)
-    config = dlg.DLGConfig(OptimConfig(max_iterations=5))
-    loop_times = []
-    for repeat in range(3):
-        start = time.perf_counter()
-        result = dlg.reconstruct(observation, config, seed=repeat)
-        loop_times.append((time.perf_counter() - start) / result.evaluations)
-    loop = statistics.median(loop_times)
-    return {"plain": plain, "attack": attack, "ratio": attack / plain, "loop": loop}
-
-
-def bench_inverting(
-    name: str,
-    batch_size: int,
-    *,
-    restarts: int,
-    min_run_time: float,
-    device: torch.device,
-) -> dict[str, float]:
-    """One Inverting Gradients step (cosine + TV, signed gradient) on ``name``.
-
-    Also times ``restarts`` restarts in one step, vectorised with vmap (as
-    :func:`gi_lib.attacks.inverting.reconstruct` runs them by default) and one
-    after another.
-    """
+def _problem(
+    name: str, batch_size: int, device: torch.device
+) -> tuple[torch.nn.Module, fl.Observation, torch.Tensor, torch.Tensor]:
     info = data.dataset_info("cifar10")
     net = models.build_model(name, info, seed=0).to(device).eval()
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch_size, 3, 32, 32, generator=generator).to(device)
-    labels = torch.randint(0, 10, (batch_size,), generator=generator).to(device)
-    observation = fl.observe_fedsgd(net, images, labels, num_classes=10)
+    labels = torch.randperm(10, generator=generator)[:batch_size].to(device)
+    observation = fl.observe_fedsgd(
+        net, images, labels, num_classes=10, reveal_labels=name != "lenet"
+    )
+    return net, observation, images, labels
+
+
+def plain_seconds(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    min_run_time: float,
+) -> float:
+    """One plain forward+backward of the batch (what a client computes)."""
     parameters = fl.trainable_parameters(net)
-    update_of = inverting.simulated_update(observation, labels)
 
-    def cost(z: torch.Tensor) -> torch.Tensor:
-        matching = inverting.cosine_distance(update_of(z), observation.gradients)
-        return matching + 1e-4 * inverting.total_variation(z)
+    def step() -> None:
+        torch.autograd.grad(fl.cross_entropy(net(images), labels), parameters)
 
-    dummy = torch.rand(1, batch_size, 3, 32, 32, generator=generator).to(device)
-    dummy.requires_grad_(True)
-    many = torch.rand(restarts, batch_size, 3, 32, 32, generator=generator).to(device)
-    many.requires_grad_(True)
+    return _median_seconds(step, min_run_time)
 
-    def plain_step() -> None:
-        loss = fl.cross_entropy(net(images), labels)
-        torch.autograd.grad(loss, parameters)
 
-    def attack_step() -> None:
-        (g,) = torch.autograd.grad(cost(dummy[0]), dummy)
-        g.sign()
+def loop_seconds(
+    attack: str, observation: fl.Observation, *, steps: int, repeats: int, **settings
+) -> float:
+    """Median seconds per loss evaluation of the attack's own loop."""
+    if attack == "dlg":
+        optim = OptimConfig(optimizer="lbfgs", max_iterations=steps, **settings)
+        built = build_attack(attack, optim=optim)
+    else:
+        built = build_attack(attack, max_iterations=steps, **settings)
+    built.reconstruct(observation, seed=0)  # warm-up (allocations, lazy init)
+    times = []
+    for repeat in range(repeats):
+        start = time.perf_counter()
+        result = built.reconstruct(observation, seed=repeat)
+        times.append((time.perf_counter() - start) / result.evaluations)
+    return statistics.median(times)
 
-    def batched_restarts() -> None:
-        (g,) = torch.autograd.grad(torch.func.vmap(cost)(many).sum(), many)
-        g.sign()
 
-    def sequential_restarts() -> None:
-        total = torch.stack([cost(many[r]) for r in range(restarts)]).sum()
-        (g,) = torch.autograd.grad(total, many)
-        g.sign()
+def compiled_seconds(observation: fl.Observation, *, steps: int) -> tuple[float, float]:
+    """``(cold compile seconds, seconds per step)`` of the compiled IG step.
 
-    plain = _median_seconds(plain_step, min_run_time)
-    attack = _median_seconds(attack_step, min_run_time)
-    batched = _median_seconds(batched_restarts, min_run_time)
-    sequential = _median_seconds(sequential_restarts, min_run_time)
-    return {
-        "plain": plain,
-        "attack": attack,
-        "ratio": attack / plain,
-        "batched": batched,
-        "sequential": sequential,
-        "gain": sequential / batched,
-    }
+    Each run compiles its own step function; after the first (cold) run the
+    compiler's caches make that cheap, so the per-step time is the difference
+    of a long and a one-step warm run.
+    """
+
+    def run(iterations: int) -> float:
+        attack = build_attack("inverting", max_iterations=iterations, compile=True)
+        start = time.perf_counter()
+        attack.reconstruct(observation, seed=0)
+        return time.perf_counter() - start
+
+    cold = run(1)
+    short, long = run(1), run(1 + steps)
+    per_step = max(long - short, 0.0) / steps
+    return cold - per_step, per_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--min-run-time", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
-        "--inverting-models",
-        default="convnet,resnet18",
-        help="comma-separated models for the Inverting Gradients step",
+        "--models", default="lenet,convnet,resnet18", help="comma-separated"
     )
-    parser.add_argument("--restarts", type=int, default=4)
+    parser.add_argument("--batch-sizes", default="1,4", help="comma-separated")
+    parser.add_argument("--steps", type=int, default=5, help="loop steps timed")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the compiled IG step (minutes of compiling per case)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(
         f"device={device} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
-    print("DLG step on LeNet (CIFAR-10 shape), median seconds")
     print(
-        f"{'batch':>5} {'plain f+b (ms)':>15} {'attack step (ms)':>17} {'ratio':>6} "
-        f"{'in DLG loop (ms)':>17} {'loop ratio':>10}"
+        "Attack step in the shared loop (per loss evaluation) vs one plain "
+        "forward+backward, median seconds"
     )
-    for batch_size in (1, 4, 8):
-        result = bench_lenet(batch_size, min_run_time=args.min_run_time, device=device)
-        print(
-            f"{batch_size:>5} {1e3 * result['plain']:>15.3f} "
-            f"{1e3 * result['attack']:>17.3f} {result['ratio']:>6.2f} "
-            f"{1e3 * result['loop']:>17.3f} {result['loop'] / result['plain']:>10.2f}"
+    header = (
+        f"{'model':>9} {'attack':>9} {'batch':>5} {'plain f+b (ms)':>15} "
+        f"{'loop step (ms)':>15} {'ratio':>6}"
+    )
+    if args.compile:
+        header += (
+            f" {'compiled (ms)':>14} {'ratio':>6} {'compile (s)':>12} "
+            f"{'break-even steps':>17}"
         )
-    _print_inverting(args, device)
-
-
-def _print_inverting(args: argparse.Namespace, device: torch.device) -> None:
-    print(
-        f"\nInverting Gradients step (cosine + TV, signed), median seconds; "
-        f"{args.restarts} restarts batched (vmap) vs one after another"
-    )
-    print(
-        f"{'model':>10} {'batch':>5} {'plain f+b (ms)':>15} {'attack step (ms)':>17} "
-        f"{'ratio':>6} {'restarts batched (ms)':>22} {'sequential (ms)':>16} "
-        f"{'gain':>5}"
-    )
-    for name in [n.strip() for n in args.inverting_models.split(",") if n.strip()]:
-        for batch_size in (1, 4):
-            r = bench_inverting(
-                name,
-                batch_size,
-                restarts=args.restarts,
-                min_run_time=args.min_run_time,
-                device=device,
+    print(header)
+    for name in [n.strip() for n in args.models.split(",") if n.strip()]:
+        attack = ATTACK_OF[name]
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+            net, observation, images, labels = _problem(name, batch_size, device)
+            plain = plain_seconds(net, images, labels, args.min_run_time)
+            step = loop_seconds(
+                attack, observation, steps=args.steps, repeats=args.repeats
             )
-            print(
-                f"{name:>10} {batch_size:>5} {1e3 * r['plain']:>15.2f} "
-                f"{1e3 * r['attack']:>17.2f} {r['ratio']:>6.2f} "
-                f"{1e3 * r['batched']:>22.2f} {1e3 * r['sequential']:>16.2f} "
-                f"{r['gain']:>5.2f}"
+            line = (
+                f"{name:>9} {attack:>9} {batch_size:>5} {1e3 * plain:>15.2f} "
+                f"{1e3 * step:>15.2f} {step / plain:>6.2f}"
             )
+            if args.compile and attack == "inverting":
+                compile_time, compiled = compiled_seconds(observation, steps=args.steps)
+                gain = step - compiled
+                even = f"{compile_time / gain:>17.0f}" if gain > 0 else f"{'never':>17}"
+                line += (
+                    f" {1e3 * compiled:>14.2f} {compiled / plain:>6.2f} "
+                    f"{compile_time:>12.1f} {even}"
+                )
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,13 @@ from gi_lib.attacks.base import (
     OptimConfig,
     Problem,
     Reconstruction,
-    attack_generator,
     attack_labels,
     cosine_distance,
+    fixed_labels,
+    normal_start,
     normalised_space,
     optimize,
+    signed_adam,
 )
 from gi_lib.attacks.priors import Prior, PriorContext, add_priors
 from gi_lib.attacks.registry import register_attack
@@ -52,15 +54,9 @@ BNTarget = Literal["observed", "running"]
 
 
 def _gradattack_optim() -> OptimConfig:
-    return OptimConfig(
-        optimizer="adam",
-        lr=0.1,
-        max_iterations=10_000,
-        box_constraint=True,
-        signed=True,
-        lr_decay=True,
-        on_divergence="stop",
-        monitor_every=0,
+    # One restart of 10,000 signed steps; a non-finite loss ends the run.
+    return signed_adam(
+        max_iterations=10_000, batched_restarts=False, on_divergence="stop"
     )
 
 
@@ -226,14 +222,10 @@ def reconstruct(
         matching = cosine_distance(simulated, observation.gradients)
         return matching, add_priors(matching, config.priors, z, context)
 
-    def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, device)
-        return [torch.randn(shape, generator=generator, device=device)]
-
     problem = Problem(
         objective=objective,
-        init=init,
-        labels=lambda _variables: labels,
+        init=normal_start(seed, shape, device),
+        labels=fixed_labels(labels),
         space=space,
         description="IG + BN prior",
     )

@@ -18,9 +18,10 @@ from gi_lib.attacks.base import (
     OptimConfig,
     Problem,
     Reconstruction,
-    attack_generator,
+    fixed_labels,
     infer_labels,
     l2_gradient_distance,
+    normal_start,
     optimize,
     pixel_space,
     simulated_gradients,
@@ -64,14 +65,10 @@ def reconstruct(
         matching = l2_gradient_distance(dummy, observation.gradients)
         return matching, matching
 
-    def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, device)
-        return [torch.randn(shape, generator=generator, device=device)]
-
     problem = Problem(
         objective=objective,
-        init=init,
-        labels=lambda _variables: labels,
+        init=normal_start(seed, shape, device),
+        labels=fixed_labels(labels),
         space=pixel_space(device),
         description="iDLG",
     )

@@ -31,35 +31,22 @@ from torch.func import functional_call, grad
 
 from gi_lib import fl
 from gi_lib.attacks.base import (
-    ImageSpace,
     OptimConfig,
     Problem,
     Reconstruction,
-    attack_generator,
     attack_labels,
     distance,
+    fixed_labels,
+    normal_start,
     normalised_space,
     optimize,
+    pixel_space,
+    signed_adam,
 )
 from gi_lib.attacks.priors import Prior, add_priors
 from gi_lib.attacks.registry import register_attack
 
 Cost = Literal["cosine", "l2"]
-
-
-def _paper_optim() -> OptimConfig:
-    # rec_mult.py's "ours": Adam on the sign of the gradient, lr 0.1 cut tenfold
-    # at 3/8, 5/8 and 7/8 of 4,800 iterations, boxed, restarts side by side.
-    return OptimConfig(
-        optimizer="adam",
-        lr=0.1,
-        max_iterations=4800,
-        box_constraint=True,
-        signed=True,
-        lr_decay=True,
-        batched_restarts=True,
-        monitor_every=0,
-    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +66,7 @@ class InvertingConfig:
             update is matched; ``None`` matches all of them.
     """
 
-    optim: OptimConfig = field(default_factory=_paper_optim)
+    optim: OptimConfig = field(default_factory=signed_adam)
     cost: Cost = "cosine"
     priors: tuple[Prior, ...] = (Prior("tv", 1e-4),)
     layers: tuple[int, ...] | None = None
@@ -95,7 +82,7 @@ def tv_config(
 ) -> InvertingConfig:
     """The paper's config with total variation at ``tv_weight`` and loop overrides."""
     return InvertingConfig(
-        optim=OptimConfig(**{**vars(_paper_optim()), **optim}),  # type: ignore[arg-type]
+        optim=signed_adam(**optim),
         cost=cost,
         priors=(Prior("tv", tv_weight),),
     )
@@ -206,14 +193,10 @@ def reconstruct(
         matching = match([update[i] for i in indices], observed)
         return matching, add_priors(matching, config.priors, z)
 
-    def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, device)
-        return [torch.randn(shape, generator=generator, device=device)]
-
     problem = Problem(
         objective=objective,
-        init=init,
-        labels=lambda _variables: labels,
+        init=normal_start(seed, shape, device),
+        labels=fixed_labels(labels),
         space=space,
         vmappable=True,
         description="Inverting Gradients",
@@ -256,16 +239,17 @@ def reconstruct_l2_lbfgs(
         matching = match(update_of(variables[0]), observation.gradients)
         return matching, matching
 
+    normal = normal_start(seed, shape, device)
+
     def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, device)
-        start = torch.randn(shape, generator=generator, device=device)
-        return [start_space.to_pixels(start).detach()]
+        # IG's starting images, mapped to pixels.
+        return [start_space.to_pixels(normal(restart)[0])]
 
     problem = Problem(
         objective=objective,
         init=init,
-        labels=lambda _variables: labels,
-        space=ImageSpace(torch.zeros((), device=device), torch.ones((), device=device)),
+        labels=fixed_labels(labels),
+        space=pixel_space(device),
         description="L2 + L-BFGS",
     )
     return optimize(problem, optim, truth=truth)
