@@ -138,8 +138,10 @@ book: $(BOOK_HTML)/index.html
 	@echo "The book: $(abspath $(BOOK_HTML))/index.html"
 
 # The book source is assembled afresh from book/, the executed notebooks and
-# the generated pages; Jupyter Book only renders (it never executes) and every
-# page is rebuilt (--all), so a warning is never hidden by an earlier build.
+# what gi_lib.book generates: the table of contents (_toc.yml, from
+# gi_lib/papers.py), the seed table and the scorecard. Jupyter Book only
+# renders (it never executes) and every page is rebuilt (--all), so a warning
+# is never hidden by an earlier build.
 $(BOOK_HTML)/index.html: $(EXECUTED) $(BOOK_PAGES) gi_lib/book.py gi_lib/papers.py gi_lib/results.py | $(INSTALL)
 	rm -rf $(BOOK_SRC) $(BOOK_HTML)
 	mkdir -p $(BOOK_SRC)

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gi_lib import book
+from gi_lib.papers import PAPERS
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
 BUILD_TIMEOUT_S = 1800
@@ -64,11 +67,14 @@ def smoke_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part.get("chapters", [])]
-    return files
+    """The pages of the table of contents that the build generates."""
+    sources = sorted((ROOT / "notebooks").glob("*/*.py"))
+    pages = [
+        path.relative_to(ROOT).with_suffix("").as_posix()
+        for path in sources
+        if path.parent.name in book.NOTEBOOK_PARTS
+    ]
+    return book.toc_files(book.table_of_contents(PAPERS, pages=pages))
 
 
 def _notebook_files() -> list[str]:
@@ -84,6 +90,8 @@ def _html(smoke_build: Path, name: str) -> str:
 def test_every_toc_page_is_built(smoke_build: Path) -> None:
     html = smoke_build / "_build" / "html"
     assert (html / "index.html").is_file()
+    built_toc = yaml.safe_load((smoke_build / "book" / book.TOC_FILE).read_text())
+    assert book.toc_files(built_toc) == _toc_files()
     missing = [name for name in _toc_files() if not (html / f"{name}.html").is_file()]
     assert not missing, f"pages missing from the built book: {missing}"
 
