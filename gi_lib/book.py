@@ -56,7 +56,7 @@ NOTEBOOK_PARTS = {
 }
 HAND_WRITTEN_CAPTION = "Using the book"
 # The hand-written pages of book/ after the notebooks (the root page comes first).
-HAND_WRITTEN_PAGES = ("rerun", "scorecard")
+HAND_WRITTEN_PAGES = ("rerun", "adding-a-paper", "scorecard")
 ASSETS_DIR = "assets"  # html_static_path in book/_config.yml; not "_static" (see below)
 MATHJAX_DIR = "mathjax"
 SCORECARD_CLASS = "gi-scorecard"  # CSS classes of book/assets/gi-book.css
