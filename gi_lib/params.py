@@ -15,8 +15,8 @@ import torch
 
 from gi_lib.data import DATASETS
 from gi_lib.models import model_names
+from gi_lib.profiles import profile_names
 
-PROFILES = ("smoke", "cpu", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -48,7 +48,9 @@ def common_parameters(*, multiple_datasets: bool = False) -> dict[str, Param]:
     """The parameters every paper notebook takes (the notebook contract)."""
     return {
         "profile": Param(
-            str, choices=PROFILES, help="run profile that set these values"
+            str,
+            choices=profile_names(),
+            help="run profile that set these values (a file in notebooks/profiles)",
         ),
         "dataset": Param(
             str,

@@ -45,6 +45,7 @@ from typing import Any
 import yaml
 
 from gi_lib._io import default_file_mode
+from gi_lib.profiles import profile_names
 from gi_lib.results import RESULTS_ENV
 
 NOTEBOOKS_DIR = "notebooks"
@@ -160,11 +161,6 @@ def locate(path: str | os.PathLike[str]) -> NotebookSource:
     )
 
 
-def available_profiles(profiles_dir: Path) -> list[str]:
-    """Names of the profiles defined in ``profiles_dir`` (``<name>.yaml``)."""
-    return sorted(path.stem for path in profiles_dir.glob("*.yaml"))
-
-
 def load_profile(profiles_dir: Path, profile: str) -> dict[str, dict[str, Any]]:
     """Read a profile file: notebook key -> parameter overrides.
 
@@ -173,7 +169,7 @@ def load_profile(profiles_dir: Path, profile: str) -> dict[str, dict[str, Any]]:
     """
     path = profiles_dir / f"{profile}.yaml"
     if not path.is_file():
-        valid = ", ".join(available_profiles(profiles_dir)) or "none found"
+        valid = ", ".join(profile_names(profiles_dir)) or "none found"
         raise RunnerError(
             f"Unknown profile {profile!r}: there is no {path}. Valid profiles: {valid}."
         )

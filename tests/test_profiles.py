@@ -11,11 +11,17 @@ from pathlib import Path
 import pytest
 
 from gi_lib import runner
+from gi_lib.profiles import profile_names
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*/*.py"))
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = profile_names(ROOT / "notebooks" / "profiles")
 IMPORT = re.compile(r"^from gi_lib\.experiments import (\w+) as experiment$", re.M)
+
+
+def test_the_profiles_are_the_profile_files() -> None:
+    assert PROFILES == profile_names()
+    assert {"smoke", "cpu", "paper"} <= set(PROFILES)  # the book's three
 
 
 @pytest.mark.parametrize("profile", PROFILES)
