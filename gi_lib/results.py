@@ -8,16 +8,21 @@ paper (``None`` where the paper gives none) and ``paper_source`` cites it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gi_lib._io import atomic_write_text
+
+if TYPE_CHECKING:  # params imports torch; results is read without it
+    from gi_lib.params import ExperimentParams
 
 METRICS = (
     "psnr",
@@ -104,8 +109,17 @@ def results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV, "results")).resolve()
 
 
-def environment_info(device: str | None = None) -> dict[str, Any]:
-    """Versions and device, so a reader can tell what produced a number."""
+def environment_info(
+    device: str | None = None, *, threads: int | None = None
+) -> dict[str, Any]:
+    """Versions, device and CPU threads, so a reader can tell what produced a number.
+
+    Args:
+        device: the device the run computed on.
+        threads: the CPU threads the run used (its ``num_threads``); without
+            it, torch's current setting, which outside the run is the
+            machine's default rather than what the run used.
+    """
     import numpy
     import torch
 
@@ -115,7 +129,7 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "cuda_available": torch.cuda.is_available(),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if threads is None else threads,
     }
     if device is not None:
         info["device"] = device
@@ -137,20 +151,40 @@ def write_results(
     notebook: str,
     *,
     profile: str,
-    parameters: dict[str, Any],
+    parameters: Mapping[str, Any] | ExperimentParams,
     rows: list[ResultRow],
     wall_seconds: float,
     device: str | None = None,
+    threads: int | None = None,
     directory: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write ``<directory>/<notebook>.json`` atomically and return its path."""
+    """Write ``<directory>/<notebook>.json`` atomically and return its path.
+
+    Args:
+        notebook: the notebook's short name, which names the file.
+        profile: the run profile.
+        parameters: every parameter's value: a mapping, or an experiment's
+            parameters dataclass (:class:`gi_lib.params.ExperimentParams`),
+            whose lists are recorded as JSON lists.
+        rows: the scorecard rows (at least one).
+        wall_seconds: the run's wall time.
+        device: the device the run computed on.
+        threads: the CPU threads the run used; defaults to the parameters'
+            ``num_threads`` where they have one.
+        directory: defaults to :func:`results_dir`.
+    """
     if not rows:
         raise ValueError(f"{notebook}: no result rows to write.")
+    if dataclasses.is_dataclass(parameters) and not isinstance(parameters, type):
+        parameters = dataclasses.asdict(parameters)
+    parameters = dict(parameters)
+    if threads is None:
+        threads = parameters.get("num_threads")
     record = {
         "notebook": notebook,
         "profile": profile,
         "parameters": parameters,
-        "environment": environment_info(device),
+        "environment": environment_info(device, threads=threads),
         "wall_seconds": round(float(wall_seconds), 3),
         "rows": [
             {**asdict(row), "ours": _clean(row.ours), "paper": _clean(row.paper)}
