@@ -167,6 +167,7 @@ def _params(**overrides):
         num_trials=1,
         seed=0,
         device="cpu",
+        num_threads=1,
         batch_size=2,
         max_iterations=60,
         lr=0.1,
@@ -194,12 +195,17 @@ def _params(**overrides):
 def test_check_rejects_bad_values():
     with pytest.raises(ParameterError, match="no parameter named"):
         experiment.check(_params(ratio="0.5"))
-    with pytest.raises(ValueError, match="ratios"):
+    with pytest.raises(ParameterError, match="ratios"):
         experiment.check(_params(ratios="0.5,2"))
-    with pytest.raises(ValueError, match="checkpoints"):
+    with pytest.raises(ParameterError, match="checkpoints"):
         experiment.check(_params(checkpoints="a"))
-    with pytest.raises(ValueError, match="upper"):
+    with pytest.raises(ParameterError, match="upper"):
         experiment.check(_params(upper=0.15, combined_k=6, k=4))
+
+
+def test_check_sorts_the_checkpoints_and_drops_repeats():
+    params = experiment.check(_params(checkpoints="5,0,1,1"))
+    assert params.checkpoints == (0, 1, 5)
 
 
 def test_settings_follow_the_paper_table():

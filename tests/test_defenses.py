@@ -18,6 +18,7 @@ from gi_lib.defenses import (
 from gi_lib.defenses.pruning import prune_gradient
 from gi_lib.defenses.utility import cache_path, train_with_defense
 from gi_lib.experiments import instahide as instahide_page
+from gi_lib.params import ParameterError
 from gi_lib.training import sample_split
 
 INFO = data.dataset_info("cifar10")
@@ -275,6 +276,7 @@ def _instahide_params(**overrides):
         num_trials=1,
         seed=3,
         device="cpu",
+        num_threads=1,
         attack_model="lenet",
         max_iterations=2,
         train_epochs=1,
@@ -294,12 +296,12 @@ def test_public_stand_in_is_disjoint_from_the_training_images(cifar10):
     params = _instahide_params()
     public = instahide_page.public_set(params)
     assert public is not None and public.shape == (16, 3, 32, 32)
-    train, _ = sample_split("cifar10", "train", 64, params["seed"])
+    train, _ = sample_split("cifar10", "train", 64, params.seed)
     flat = train.flatten(1)
     for image in public.flatten(1):
         assert not (flat == image).all(1).any()
     assert instahide_page.public_set(_instahide_params(public_images=0)) is None
-    with pytest.raises(ValueError, match="public_images"):
+    with pytest.raises(ParameterError, match="public_images"):
         instahide_page.public_set(_instahide_params(public_images=10**6))
 
 

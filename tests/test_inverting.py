@@ -217,6 +217,7 @@ def test_notebook_parameters_are_checked():
         "num_trials": 1,
         "seed": 0,
         "device": "cpu",
+        "num_threads": 1,
         "max_iterations": 1,
         "lr": 0.1,
         "tv_weight": 1e-4,
@@ -234,7 +235,10 @@ def test_notebook_parameters_are_checked():
         "batch_iterations": 1,
         "num_shown": 3,
     }
-    assert experiment.check(good)["num_shown"] == 1
+    params = experiment.check(good)
+    assert params.num_shown == 1
+    assert params.fedavg_epochs == (1, 2) and params.fedavg_lrs == (0.1,)
+    assert params.batch_sizes == (1, 2)
     with pytest.raises(ParameterError, match="batch_sizes"):
         experiment.check({**good, "batch_sizes": "1,12"})
     with pytest.raises(ParameterError, match="fedavg_lrs"):

@@ -1,14 +1,24 @@
+import dataclasses
+import json
+from dataclasses import dataclass
+
 import pytest
 import torch
 
-from gi_lib import metrics
+from gi_lib import metrics, profiles
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
     ParameterError,
     check_parameters,
-    common_parameters,
+    check_value,
+    datasets_param,
     new_names,
+    param,
+    parameter_specs,
+    resolve_device,
 )
+from gi_lib.results import ResultRow, write_results
 
 
 def test_psnr_mse_ssim_values():
@@ -39,10 +49,15 @@ def test_best_matching_undoes_a_shuffle():
     assert torch.equal(permutation[order], torch.arange(6))
 
 
-SPEC = {
-    **common_parameters(multiple_datasets=True),
-    "max_iterations": Param(int, minimum=1),
-}
+@dataclass(frozen=True, kw_only=True)
+class ToyParams(ExperimentParams):
+    dataset: tuple[str, ...] = datasets_param()
+    max_iterations: int = param("steps", minimum=1)
+    lr: float = param("step size", above=0)
+    ratios: tuple[float, ...] = param("pruning ratios", minimum=0, maximum=1)
+    sizes: tuple[int, ...] = param("batch sizes", minimum=1, maximum=8)
+
+
 GOOD = dict(
     profile="cpu",
     dataset="mnist,cifar10",
@@ -50,12 +65,43 @@ GOOD = dict(
     num_trials=2,
     seed=0,
     device="auto",
+    num_threads=1,
     max_iterations=10,
+    lr=1,
+    ratios="0, 0.5,1",
+    sizes="1,4",
 )
 
 
-def test_good_parameters_pass():
-    assert check_parameters(GOOD, SPEC, notebook="dlg") == GOOD
+def _check(**change):
+    return check_parameters({**GOOD, **change}, ToyParams, notebook="toy")
+
+
+def test_good_parameters_give_a_typed_frozen_object():
+    params = _check()
+    assert params == ToyParams(
+        profile="cpu",
+        dataset=("mnist", "cifar10"),
+        model="lenet",
+        num_trials=2,
+        seed=0,
+        device="auto",
+        num_threads=1,
+        max_iterations=10,
+        lr=1.0,
+        ratios=(0.0, 0.5, 1.0),
+        sizes=(1, 4),
+    )
+    assert type(params.lr) is float  # an int is promoted where a float is declared
+    assert all(type(r) is float for r in params.ratios)
+    assert all(type(s) is int for s in params.sizes)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.seed = 1  # type: ignore[misc]
+
+
+def test_lists_may_also_be_given_as_lists():
+    params = _check(ratios=[0.5, 1], sizes=(2,), dataset=["lfw"])
+    assert (params.ratios, params.sizes, params.dataset) == ((0.5, 1.0), (2,), ("lfw",))
 
 
 @pytest.mark.parametrize(
@@ -65,17 +111,155 @@ def test_good_parameters_pass():
             {"max_iteration": 3},
             "(?s)no parameter named 'max_iteration'.*max_iterations",
         ),
-        ({"max_iterations": "10"}, "must be of type int"),
+        ({"max_iterations": "10"}, "'max_iterations' must be of type int"),
         ({"max_iterations": -5}, "too small"),
         ({"num_trials": True}, "must be of type int"),
-        ({"dataset": "mnist,imagenet"}, "unknown value 'imagenet'.*cifar10"),
+        ({"lr": 0.0}, "'lr' = 0.0 is too small; it must be > 0"),
+        ({"lr": float("nan")}, "finite"),
+        ({"num_threads": 0}, "num_threads"),
         ({"device": "tpu"}, "cuda"),
         ({"model": "resnet1000"}, "lenet"),
+        # list kinds
+        ({"ratios": "0.5,2"}, "'ratios' item 2 = 2.0 is too large; each item"),
+        ({"sizes": "0,1"}, "'sizes' item 1 = 0 is too small"),
+        ({"ratios": ""}, "'ratios' = '' names nothing"),
+        ({"ratios": ()}, "names nothing"),
+        ({"ratios": "0.5,,0.9"}, "empty item"),
+        ({"dataset": "mnist,imagenet"}, "unknown value 'imagenet'.*cifar10"),
+        ({"dataset": "mnist,mnist"}, "repeats a value"),
+        ({"ratios": "0.5,half"}, "'ratios' item 2 = 'half' is not a float"),
+        ({"sizes": "1,2.5"}, "'sizes' item 2 = '2.5' is not an int"),
+        ({"sizes": [1, True]}, "'sizes' item 2 must be of type int"),
+        ({"ratios": 0.5}, "'ratios' must be a comma-separated string"),
     ],
 )
 def test_bad_parameters_say_what_to_change(change, match):
     with pytest.raises(ParameterError, match=match):
-        check_parameters({**GOOD, **change}, SPEC, notebook="dlg")
+        _check(**change)
+
+
+def test_a_missing_parameter_is_named():
+    values = dict(GOOD)
+    del values["num_threads"]
+    with pytest.raises(ParameterError, match="missing parameters: num_threads"):
+        check_parameters(values, ToyParams, notebook="toy")
+
+
+def test_a_field_without_its_spec_or_with_another_type_is_refused():
+    @dataclass(frozen=True, kw_only=True)
+    class Untyped(ExperimentParams):
+        weights: dict = param("not a notebook parameter")
+
+    with pytest.raises(TypeError, match="Untyped.weights"):
+        parameter_specs(Untyped)
+
+    @dataclass(frozen=True, kw_only=True)
+    class Bare(ExperimentParams):
+        steps: int = 3
+
+    with pytest.raises(TypeError, match="Bare.steps must be declared with"):
+        parameter_specs(Bare)
+
+
+def test_profile_choices_follow_the_profile_files(tmp_path, monkeypatch):
+    for name in ("fast", "slow"):
+        (tmp_path / f"{name}.yaml").write_text("{}\n", encoding="utf-8")
+    monkeypatch.setattr(profiles, "PROFILES_DIR", tmp_path)
+    assert profiles.profile_names() == ("fast", "slow")
+    assert _check(profile="fast").profile == "fast"
+    with pytest.raises(ParameterError, match="'cpu'; choose one of: fast, slow"):
+        _check(profile="cpu")
+
+
+def test_every_experiment_refuses_bad_values_with_parameter_error():
+    from gi_lib.experiments import cafe, dpsgd, pruning
+
+    common = dict(
+        profile="smoke", seed=0, device="cpu", num_threads=1, dataset="cifar10"
+    )
+    with pytest.raises(ParameterError, match="ratios"):
+        pruning.check(
+            {**common, "model": "lenet", "num_trials": 1, "ratios": "0.5,2",
+             "max_iterations": 1, "success_psnr": 30.0, "num_shown": 1}
+        )  # fmt: skip
+    page = dict(
+        common,
+        model="lenet",
+        num_trials=1,
+        attack_model="lenet",
+        max_iterations=1,
+        train_epochs=1,
+        train_images=64,
+        train_lr=0.1,
+        batch_size=2,
+        num_shown=1,
+        clip_norm=1.0,
+        delta=1e-5,
+    )
+    with pytest.raises(ParameterError, match="noise_multipliers"):
+        dpsgd.check({**page, "noise_multipliers": "1.0,0"})
+    assert dpsgd.check({**page, "noise_multipliers": "2,4"}).noise_multipliers == (
+        2.0,
+        4.0,
+    )
+    vertical = dict(
+        common,
+        model="vertical_cnn",
+        num_trials=4,
+        batch_size=2,
+        num_parties=2,
+        batch_sizes="2,8",
+        party_counts="2",
+        iterations=1,
+        train_lr=0.1,
+        dlg_iterations=1,
+        num_shown=1,
+    )
+    with pytest.raises(ParameterError, match="batch size 8 exceeds the 4 samples"):
+        cafe.check(vertical)
+
+
+@pytest.mark.parametrize("module", ["rgap", "cafe"])
+def test_cpu_only_experiments_refuse_cuda_instead_of_overriding_it(module):
+    import importlib
+
+    experiment = importlib.import_module(f"gi_lib.experiments.{module}")
+    spec = parameter_specs(
+        experiment.RGAPParams if module == "rgap" else experiment.CAFEParams
+    )["device"]
+    with pytest.raises(
+        ParameterError, match="unknown value 'cuda'; choose one of: auto, cpu"
+    ):
+        check_value(spec, "cuda")
+    with pytest.raises(ParameterError, match="use auto or cpu"):
+        resolve_device("cuda", supported=experiment.DEVICES)
+    assert resolve_device("auto", supported=experiment.DEVICES).type == "cpu"
+
+
+@uses_num_threads
+def _toy_run(params: ToyParams) -> int:
+    return torch.get_num_threads()
+
+
+def test_num_threads_is_used_and_recorded(tmp_path):
+    before = torch.get_num_threads()
+    wanted = before + 2
+    params = _check(num_threads=wanted)
+    assert _toy_run(params) == wanted
+    assert torch.get_num_threads() == before  # restored
+    path = write_results(
+        "toy",
+        profile=params.profile,
+        parameters=params,
+        rows=[ResultRow.against("toy/exp", "psnr", 30.0, None)],
+        wall_seconds=0.1,
+        directory=tmp_path,
+    )
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["environment"]["threads"] == wanted != torch.get_num_threads()
+    assert record["parameters"]["num_threads"] == wanted
+    assert record["parameters"]["ratios"] == [0.0, 0.5, 1.0]
+    assert record["parameters"]["dataset"] == ["mnist", "cifar10"]
 
 
 def test_new_names_sees_injected_parameters():

@@ -21,7 +21,6 @@ from gi_lib import data, fl, metrics, models
 from gi_lib.attacks import dlg
 from gi_lib.attacks.base import OptimConfig
 from gi_lib.defenses.base import Defense
-from gi_lib.experiments.single_image import single_thread
 
 DefenseFactory = Callable[[tuple[torch.Tensor, torch.Tensor], int], Defense]
 """``(pool, seed) -> Defense``: builds a fresh defense for one trial."""
@@ -74,10 +73,7 @@ def attack_through_defenses(
     optim = OptimConfig(max_iterations=max_iterations, on_divergence="stop")
     out: dict[str, list[DefendedTrial]] = {name: [] for name in settings}
     total = num_trials * len(settings)
-    with (
-        single_thread(device),
-        tqdm(total=total, disable=not progress, mininterval=5.0) as bar,
-    ):
+    with tqdm(total=total, disable=not progress, mininterval=5.0) as bar:
         for i in range(num_trials):
             truth = images[i : i + 1].to(device)
             label = labels[i : i + 1].to(device)

@@ -24,6 +24,7 @@ one-to-one matched.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import time
 from collections.abc import Callable, Mapping
@@ -40,40 +41,52 @@ from gi_lib.attacks import bn_prior, build_attack
 from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.utility import DefendedModel, train_with_defense
-from gi_lib.experiments.single_image import single_thread
+from gi_lib.experiments.common import (
+    check_upper,
+    mixed_param,
+    ratio_param,
+    upper_param,
+    uses_num_threads,
+)
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
     check_parameters,
-    common_parameters,
+    param,
     resolve_device,
-    split_list,
 )
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "attacks_vs_defenses"
 POOL_SIZE = 64
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    "batch_size": Param(int, minimum=1, help="images in the attacked batch"),
-    "max_iterations": Param(int, minimum=1, help="attack iterations (Adam steps)"),
-    "lr": Param(float, minimum=1e-6, help="attack step size (normalised space)"),
-    "tv_weight": Param(float, minimum=0, help="TV weight, exact BN statistics"),
-    "bn_weight": Param(float, minimum=0, help="BN prior weight, exact statistics"),
-    "realistic_tv_weight": Param(float, minimum=0, help="TV weight, BN unknown"),
-    "realistic_bn_weight": Param(float, minimum=0, help="BN prior weight, unknown"),
-    "ratios": Param(str, help="comma-separated gradient pruning ratios in [0, 1]"),
-    "k": Param(int, minimum=2, maximum=8, help="images mixed by MixUp/InstaHide"),
-    "upper": Param(float, minimum=0.13, maximum=1.0, help="largest coefficient c_2"),
-    "combined_ratio": Param(float, minimum=0, maximum=1, help="pruning in combos"),
-    "combined_k": Param(int, minimum=2, maximum=8, help="images mixed in combos"),
-    "attack_epoch": Param(int, minimum=0, help="epochs of the attacked checkpoint"),
-    "checkpoints": Param(str, help="comma-separated epochs for the training course"),
-    "train_epochs": Param(int, minimum=1, help="epochs of the utility runs"),
-    "train_images": Param(int, minimum=64, help="training images of all runs"),
-    "train_lr": Param(float, minimum=1e-6, help="SGD step size of all runs"),
-    "train_batch_size": Param(int, minimum=2, help="images per training step"),
-    "num_shown": Param(int, minimum=1, help="images per batch shown in figures"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationParams(ExperimentParams):
+    """The evaluation notebook's parameters."""
+
+    batch_size: int = param("images in the attacked batch", minimum=1)
+    max_iterations: int = param("attack iterations (Adam steps)", minimum=1)
+    lr: float = param("attack step size (normalised space)", minimum=1e-6)
+    tv_weight: float = param("TV weight, exact BN statistics", minimum=0)
+    bn_weight: float = param("BN prior weight, exact statistics", minimum=0)
+    realistic_tv_weight: float = param("TV weight, BN unknown", minimum=0)
+    realistic_bn_weight: float = param("BN prior weight, unknown", minimum=0)
+    ratios: tuple[float, ...] = ratio_param("gradient pruning ratios")
+    k: int = mixed_param("images mixed by MixUp/InstaHide")
+    upper: float = upper_param()
+    combined_ratio: float = ratio_param("pruning in combos")
+    combined_k: int = mixed_param("images mixed in combos")
+    attack_epoch: int = param("epochs of the attacked checkpoint", minimum=0)
+    checkpoints: tuple[int, ...] = param(
+        "epochs for the training course (sorted, repeats dropped)", minimum=0
+    )
+    train_epochs: int = param("epochs of the utility runs", minimum=1)
+    train_images: int = param("training images of all runs", minimum=64)
+    train_lr: float = param("SGD step size of all runs", minimum=1e-6)
+    train_batch_size: int = param("images per training step", minimum=2)
+    num_shown: int = param("images per batch shown in figures", minimum=1)
+
+
 PAPER_NOTE = (
     "paper: ResNet-18, CIFAR-10, batch 16, full training; its table's numbers "
     "are not entered (not verified from a source available to this build)"
@@ -83,39 +96,14 @@ DefenseMaker = Callable[[tuple[torch.Tensor, torch.Tensor] | None, int], Defense
 """``(pool or None, seed) -> Defense``; None mixes inside the training batch."""
 
 
-def ratios(value: str) -> list[float]:
-    """Parse the ``ratios`` parameter."""
-    try:
-        out = [float(v) for v in split_list(value)]
-    except ValueError as error:
-        raise ValueError(f"ratios must be numbers, got {value!r}.") from error
-    if not out or any(not 0 <= r <= 1 for r in out):
-        raise ValueError(f"ratios must lie in [0, 1], got {value!r}.")
-    return out
-
-
-def checkpoint_epochs(value: str) -> list[int]:
-    """Parse the ``checkpoints`` parameter (sorted, distinct, >= 0)."""
-    try:
-        out = sorted({int(v) for v in split_list(value)})
-    except ValueError as error:
-        raise ValueError(f"checkpoints must be integers, got {value!r}.") from error
-    if not out or out[0] < 0:
-        raise ValueError(f"checkpoints must be epochs >= 0, got {value!r}.")
-    return out
-
-
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    ratios(params["ratios"])
-    checkpoint_epochs(params["checkpoints"])
-    for name in ("k", "combined_k"):
-        if params["upper"] < 1 / params[name]:
-            raise ValueError(
-                f"upper must be at least 1/{name} = {1 / params[name]:.3f}."
-            )
-    return params
+def check(values: Mapping[str, Any]) -> EvaluationParams:
+    """Check the parameters (see :class:`EvaluationParams`): ``upper`` at least
+    ``1/k`` and ``1/combined_k``; the checkpoints sorted, without repeats."""
+    params = check_parameters(values, EvaluationParams, notebook=NOTEBOOK)
+    check_upper(params, "k", "combined_k")
+    return dataclasses.replace(
+        params, checkpoints=tuple(sorted(set(params.checkpoints)))
+    )
 
 
 def _alpha(k: int) -> list[float]:
@@ -124,11 +112,11 @@ def _alpha(k: int) -> list[float]:
     return [3.0] + [1.0] * (k - 1)
 
 
-def defense_settings(params: Mapping[str, Any]) -> dict[str, DefenseMaker]:
+def defense_settings(params: EvaluationParams) -> dict[str, DefenseMaker]:
     """Setting label -> defense maker, in the order of the paper's table."""
-    info = data.dataset_info(params["dataset"])
-    k, ck, upper = params["k"], params["combined_k"], params["upper"]
-    cr = params["combined_ratio"]
+    info = data.dataset_info(params.dataset)
+    k, ck, upper = params.k, params.combined_k, params.upper
+    cr = params.combined_ratio
 
     def mixup(size: int) -> DefenseMaker:
         return lambda pool, seed: MixUp(
@@ -146,7 +134,7 @@ def defense_settings(params: Mapping[str, Any]) -> dict[str, DefenseMaker]:
         )
 
     out: dict[str, DefenseMaker] = {"none": lambda pool, seed: NoDefense(seed=seed)}
-    for ratio in ratios(params["ratios"]):
+    for ratio in params.ratios:
         out[f"prune {ratio:g}"] = lambda pool, seed, r=ratio: GradientPruning(
             r, seed=seed
         )
@@ -242,7 +230,7 @@ ASSUMPTIONS = {
 class EvaluationRun:
     """Everything the notebook shows."""
 
-    params: dict[str, Any]
+    params: EvaluationParams
     device: torch.device
     utility: dict[str, DefendedModel]
     checkpoint_accuracy: dict[int, float]
@@ -254,149 +242,146 @@ class EvaluationRun:
 
 
 def attack_config(
-    params: Mapping[str, Any], *, bn_known: bool
+    params: EvaluationParams, *, bn_known: bool
 ) -> bn_prior.BNPriorConfig:
     """GradAttack's weights: the strong ones with exact statistics, else realistic."""
-    prefix = "" if bn_known else "realistic_"
     return build_attack(
         "bn_prior",
         bn_target="observed" if bn_known else "running",
-        max_iterations=params["max_iterations"],
-        lr=params["lr"],
-        tv_weight=params[f"{prefix}tv_weight"],
-        bn_statistics_weight=params[f"{prefix}bn_weight"],
+        max_iterations=params.max_iterations,
+        lr=params.lr,
+        tv_weight=params.tv_weight if bn_known else params.realistic_tv_weight,
+        bn_statistics_weight=(
+            params.bn_weight if bn_known else params.realistic_bn_weight
+        ),
     ).config
 
 
 def _checkpoint(
-    params: Mapping[str, Any], epochs: int, device: torch.device
+    params: EvaluationParams, epochs: int, device: torch.device
 ) -> tuple[nn.Module, float | None]:
     """The undefended model after ``epochs`` epochs (0: the initialisation)."""
-    info = data.dataset_info(params["dataset"])
+    info = data.dataset_info(params.dataset)
     if epochs == 0:
-        return models.build_model(params["model"], info, seed=params["seed"]).to(
-            device
-        ), None
-    trained = _train(params, NoDefense(seed=params["seed"]), epochs, device)
+        return models.build_model(params.model, info, seed=params.seed).to(device), None
+    trained = _train(params, NoDefense(seed=params.seed), epochs, device)
     return trained.model, trained.test_accuracy
 
 
 def _train(
-    params: Mapping[str, Any], defense: Defense, epochs: int, device: torch.device
+    params: EvaluationParams, defense: Defense, epochs: int, device: torch.device
 ) -> DefendedModel:
     return train_with_defense(
-        params["model"],
-        params["dataset"],
+        params.model,
+        params.dataset,
         defense,
         epochs=epochs,
-        seed=params["seed"],
+        seed=params.seed,
         device=device,
-        num_images=params["train_images"],
-        lr=params["train_lr"],
-        batch_size=params["train_batch_size"],
+        num_images=params.train_images,
+        lr=params.train_lr,
+        batch_size=params.train_batch_size,
     )
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> EvaluationRun:
+@uses_num_threads
+def run(params: EvaluationParams, *, progress: bool = True) -> EvaluationRun:
     """Train the utility and checkpoint models, then run every attack."""
-    device = resolve_device(params["device"])
-    info = data.dataset_info(params["dataset"])
-    seed, size = params["seed"], params["batch_size"]
+    device = resolve_device(params.device)
+    info = data.dataset_info(params.dataset)
+    seed, size = params.seed, params.batch_size
     settings = defense_settings(params)
-    epochs = checkpoint_epochs(params["checkpoints"])
+    epochs = params.checkpoints
     seconds: dict[str, float] = {}
-    with single_thread(device):
-        start = time.perf_counter()
-        utility = {
-            name: _train(params, make(None, seed), params["train_epochs"], device)
-            for name, make in tqdm(
-                settings.items(), desc="utility", disable=not progress
-            )
-        }
-        checkpoints = {e: _checkpoint(params, e, device) for e in epochs}
-        if params["attack_epoch"] not in checkpoints:
-            checkpoints[params["attack_epoch"]] = _checkpoint(
-                params, params["attack_epoch"], device
-            )
-        seconds["training"] = time.perf_counter() - start
-
-        count = params["num_trials"] * size
-        images, labels, _ = data.sample_victims(
-            data.load_dataset(params["dataset"]), count + max(POOL_SIZE, size), seed
+    start = time.perf_counter()
+    utility = {
+        name: _train(params, make(None, seed), params.train_epochs, device)
+        for name, make in tqdm(settings.items(), desc="utility", disable=not progress)
+    }
+    checkpoints = {e: _checkpoint(params, e, device) for e in epochs}
+    if params.attack_epoch not in checkpoints:
+        checkpoints[params.attack_epoch] = _checkpoint(
+            params, params.attack_epoch, device
         )
-        pool = (images[count:], labels[count:])
-        attacked_net = checkpoints[params["attack_epoch"]][0]
-        unrelated: list[float] = []
-        defenses: dict[str, list[Attacked]] = {name: [] for name in settings}
-        assumptions: dict[str, list[Attacked]] = {name: [] for name in ASSUMPTIONS}
-        course: dict[int, list[Attacked]] = {e: [] for e in epochs}
-        total = params["num_trials"] * (len(settings) + len(ASSUMPTIONS) + len(epochs))
-        bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=5.0)
-        start = time.perf_counter()
-        for trial in range(params["num_trials"]):
-            truth = images[trial * size : (trial + 1) * size].to(device)
-            truth_labels = labels[trial * size : (trial + 1) * size].to(device)
-            trial_seed = seed + trial
-            unrelated.append(unrelated_psnr(truth, pool[0][:size].to(device)))
+    seconds["training"] = time.perf_counter() - start
 
-            def attack(
-                net: nn.Module,
-                defense: Defense,
-                bn_known: bool,
-                labels_known: bool,
-                setting: str,
-                trial_seed: int = trial_seed,
-                truth: torch.Tensor = truth,
-                truth_labels: torch.Tensor = truth_labels,
-            ) -> Attacked:
+    count = params.num_trials * size
+    images, labels, _ = data.sample_victims(
+        data.load_dataset(params.dataset), count + max(POOL_SIZE, size), seed
+    )
+    pool = (images[count:], labels[count:])
+    attacked_net = checkpoints[params.attack_epoch][0]
+    unrelated: list[float] = []
+    defenses: dict[str, list[Attacked]] = {name: [] for name in settings}
+    assumptions: dict[str, list[Attacked]] = {name: [] for name in ASSUMPTIONS}
+    course: dict[int, list[Attacked]] = {e: [] for e in epochs}
+    total = params.num_trials * (len(settings) + len(ASSUMPTIONS) + len(epochs))
+    bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=5.0)
+    start = time.perf_counter()
+    for trial in range(params.num_trials):
+        truth = images[trial * size : (trial + 1) * size].to(device)
+        truth_labels = labels[trial * size : (trial + 1) * size].to(device)
+        trial_seed = seed + trial
+        unrelated.append(unrelated_psnr(truth, pool[0][:size].to(device)))
+
+        def attack(
+            net: nn.Module,
+            defense: Defense,
+            bn_known: bool,
+            labels_known: bool,
+            setting: str,
+            trial_seed: int = trial_seed,
+            truth: torch.Tensor = truth,
+            truth_labels: torch.Tensor = truth_labels,
+        ) -> Attacked:
+            bar.update(1)
+            return attack_batch(
+                net,
+                truth,
+                truth_labels,
+                defense,
+                num_classes=info.num_classes,
+                bn_known=bn_known,
+                labels_known=labels_known,
+                config=attack_config(params, bn_known=bn_known),
+                seed=trial_seed,
+                setting=setting,
+            )
+
+        for name, make in settings.items():
+            defenses[name].append(
+                attack(attacked_net, make(pool, trial_seed), True, True, name)
+            )
+        for name, (bn_known, labels_known) in ASSUMPTIONS.items():
+            if bn_known and labels_known:  # the main table's undefended run
+                assumptions[name].append(defenses["none"][-1])
                 bar.update(1)
-                return attack_batch(
-                    net,
-                    truth,
-                    truth_labels,
-                    defense,
-                    num_classes=info.num_classes,
-                    bn_known=bn_known,
-                    labels_known=labels_known,
-                    config=attack_config(params, bn_known=bn_known),
-                    seed=trial_seed,
-                    setting=setting,
+                continue
+            assumptions[name].append(
+                attack(
+                    attacked_net,
+                    NoDefense(seed=trial_seed),
+                    bn_known,
+                    labels_known,
+                    name,
                 )
-
-            for name, make in settings.items():
-                defenses[name].append(
-                    attack(attacked_net, make(pool, trial_seed), True, True, name)
+            )
+        for e in epochs:
+            if e == params.attack_epoch:
+                course[e].append(defenses["none"][-1])
+                bar.update(1)
+                continue
+            course[e].append(
+                attack(
+                    checkpoints[e][0],
+                    NoDefense(seed=trial_seed),
+                    True,
+                    True,
+                    f"epoch {e}",
                 )
-            for name, (bn_known, labels_known) in ASSUMPTIONS.items():
-                if bn_known and labels_known:  # the main table's undefended run
-                    assumptions[name].append(defenses["none"][-1])
-                    bar.update(1)
-                    continue
-                assumptions[name].append(
-                    attack(
-                        attacked_net,
-                        NoDefense(seed=trial_seed),
-                        bn_known,
-                        labels_known,
-                        name,
-                    )
-                )
-            for e in epochs:
-                if e == params["attack_epoch"]:
-                    course[e].append(defenses["none"][-1])
-                    bar.update(1)
-                    continue
-                course[e].append(
-                    attack(
-                        checkpoints[e][0],
-                        NoDefense(seed=trial_seed),
-                        True,
-                        True,
-                        f"epoch {e}",
-                    )
-                )
-        bar.close()
-        seconds["attacks"] = time.perf_counter() - start
+            )
+    bar.close()
+    seconds["attacks"] = time.perf_counter() - start
     return EvaluationRun(
         params=params,
         device=device,
@@ -452,7 +437,7 @@ def table_frame(result: EvaluationRun):  # noqa: ANN201 - pandas imported lazily
 
 def examples_figure(result: EvaluationRun) -> Figure:
     """The first batch: one row per private image, the truth then each setting."""
-    shown = min(result.params["num_shown"], result.params["batch_size"])
+    shown = min(result.params.num_shown, result.params.batch_size)
     first = result.defenses["none"][0]
     names = list(result.defenses)
     rows = [
@@ -505,12 +490,11 @@ def tradeoff_figure(result: EvaluationRun) -> Figure:
 def rows(result: EvaluationRun) -> list[ResultRow]:
     """Scorecard rows for the four experiments."""
     p = result.params
-    base = f"{p['dataset']}/{p['model']}/bs{p['batch_size']}"
-    trials = p["num_trials"]
-    checkpoint = f"checkpoint after {p['attack_epoch']} epoch(s)"
+    base = f"{p.dataset}/{p.model}/bs{p.batch_size}"
+    trials = p.num_trials
+    checkpoint = f"checkpoint after {p.attack_epoch} epoch(s)"
     training = (
-        f"{p['train_epochs']} epochs on {p['train_images']} images "
-        f"({p['profile']} profile)"
+        f"{p.train_epochs} epochs on {p.train_images} images ({p.profile} profile)"
     )
     out: list[ResultRow] = []
     for name, attacked in result.defenses.items():
@@ -613,7 +597,7 @@ def claims(result: EvaluationRun) -> list[Claim]:
                 late < early,
             )
         )
-    pruned = sorted((r, psnr[f"prune {r:g}"]) for r in ratios(result.params["ratios"]))
+    pruned = sorted((r, psnr[f"prune {r:g}"]) for r in result.params.ratios)
     if pruned:
         (low, at_low), (high, at_high) = pruned[0], pruned[-1]
         out.append(
@@ -626,12 +610,12 @@ def claims(result: EvaluationRun) -> list[Claim]:
             )
         )
     p = result.params
-    cr = f"prune {p['combined_ratio']:g}"
+    cr = f"prune {p.combined_ratio:g}"
     for encoding, alone in (
-        ("MixUp", f"MixUp k={p['k']}"),
-        ("Intra-InstaHide", f"Intra-InstaHide k={p['k']}"),
+        ("MixUp", f"MixUp k={p.k}"),
+        ("Intra-InstaHide", f"Intra-InstaHide k={p.k}"),
     ):
-        combined = f"{cr} + {encoding} k={p['combined_k']}"
+        combined = f"{cr} + {encoding} k={p.combined_k}"
         out.append(
             Claim(
                 f"Pruning combined with {encoding} protects more than {encoding} alone",
@@ -681,8 +665,8 @@ def summary_text(result: EvaluationRun) -> str:
     )
     held = [c for c in claims(result) if c.holds]
     return (
-        f"In this run ({result.params['profile']} profile, {result.params['model']}, "
-        f"batch {result.params['batch_size']}): with no defense the attack reaches "
+        f"In this run ({result.params.profile} profile, {result.params.model}, "
+        f"batch {result.params.batch_size}): with no defense the attack reaches "
         f"{psnr['none']:.1f} dB at test accuracy {acc['none']:.2f}; the lowest attack "
         f"PSNR, {psnr[strongest]:.1f} dB, is under {strongest} (test accuracy "
         f"{acc[strongest]:.2f}). Relaxing the attacker's assumptions: {assumptions}. "

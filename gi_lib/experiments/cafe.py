@@ -3,7 +3,9 @@ against DLG in the same vertical setting."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,55 +22,64 @@ from gi_lib.attacks.base import (
     optimize,
     pixel_space,
 )
-from gi_lib.experiments.single_image import single_thread
+from gi_lib.experiments.common import threads_text, uses_num_threads
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
+    ParameterError,
     check_parameters,
-    common_parameters,
-    positive_numbers,
+    param,
     resolve_device,
 )
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "cafe"
 VERTICAL_MODELS = ("vertical_cnn",)
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    "model": Param(
-        str,
+DEVICES = ("cpu",)
+"""Where CAFE runs: the attack keeps its per-sample state in CPU tensors
+(:class:`gi_lib.attacks.cafe.CAFE`), and the vertical training stays beside it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CAFEParams(ExperimentParams):
+    """The CAFE notebook's parameters."""
+
+    model: str = param(
+        "parties' bottom models (gi_lib.vertical.VerticalModel) and a linear top",
         choices=VERTICAL_MODELS,
-        help="parties' bottom models (gi_lib.vertical.VerticalModel) and a linear top",
-    ),
-    "batch_size": Param(int, minimum=1, help="samples per training step"),
-    "num_parties": Param(int, minimum=1, help="parties splitting each image"),
-    "batch_sizes": Param(str, help="comma-separated batch sizes swept"),
-    "party_counts": Param(str, help="comma-separated numbers of parties swept"),
-    "iterations": Param(int, minimum=1, help="training steps CAFE runs alongside"),
-    "train_lr": Param(float, minimum=0, help="SGD step of the vertical training"),
-    "dlg_iterations": Param(int, minimum=1, help="L-BFGS steps of the DLG baseline"),
-    "num_shown": Param(int, minimum=1, help="reconstructions shown"),
-}
+    )
+    device: str = param(
+        "where to compute: CAFE runs on the CPU (auto: the CPU)",
+        choices=("auto", *DEVICES),
+    )
+    batch_size: int = param("samples per training step", minimum=1)
+    num_parties: int = param("parties splitting each image", minimum=1)
+    batch_sizes: tuple[int, ...] = param("batch sizes swept", minimum=1)
+    party_counts: tuple[int, ...] = param("numbers of parties swept", minimum=1)
+    iterations: int = param("training steps CAFE runs alongside", minimum=1)
+    train_lr: float = param("SGD step of the vertical training", minimum=0)
+    dlg_iterations: int = param("L-BFGS steps of the DLG baseline", minimum=1)
+    num_shown: int = param("reconstructions shown", minimum=1)
+
+
 NO_PAPER_NUMBER = (
     "no paper value: the paper's tables could not be read from the sources "
     "available here, so none is cited"
 )
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the parameters; batch sizes may not exceed the samples held."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    for size in [
-        params["batch_size"],
-        *positive_numbers("batch_sizes", params["batch_sizes"]),
-    ]:
-        if size > params["num_trials"]:
-            raise ValueError(
-                f"batch size {size} exceeds the {params['num_trials']} samples held "
+def check(values: Mapping[str, Any]) -> CAFEParams:
+    """Check the parameters (see :class:`CAFEParams`): batch sizes may not
+    exceed the samples held; figures show at most ``num_trials`` samples."""
+    params = check_parameters(values, CAFEParams, notebook=NOTEBOOK)
+    for size in (params.batch_size, *params.batch_sizes):
+        if size > params.num_trials:
+            raise ParameterError(
+                f"batch size {size} exceeds the {params.num_trials} samples held "
                 "(num_trials); lower it or raise num_trials."
             )
-    positive_numbers("party_counts", params["party_counts"])
-    params["num_shown"] = min(params["num_shown"], params["num_trials"])
-    return params
+    return dataclasses.replace(
+        params, num_shown=min(params.num_shown, params.num_trials)
+    )
 
 
 @dataclass
@@ -232,7 +243,7 @@ def dlg_vertical(
 class CAFEExperiment:
     """Everything the notebook shows."""
 
-    params: dict[str, Any]
+    params: CAFEParams
     device: torch.device
     truth: torch.Tensor
     by_batch: list[CAFERun]
@@ -244,27 +255,25 @@ class CAFEExperiment:
     cafe_on_dlg_batch: float
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> CAFEExperiment:
-    """The sweeps over batch size and parties, and the DLG comparison."""
-    device = resolve_device(params["device"])
-    device = torch.device("cpu")  # small models, one step at a time: CPU
-    with single_thread(device):
-        return _run(params, device, progress)
+@uses_num_threads
+def run(params: CAFEParams, *, progress: bool = True) -> CAFEExperiment:
+    """The sweeps over batch size and parties, and the DLG comparison (on the
+    CPU: :data:`DEVICES`)."""
+    device = resolve_device(params.device, supported=DEVICES)
+    return _run(params, device, progress)
 
 
-def _run(
-    params: dict[str, Any], device: torch.device, progress: bool
-) -> CAFEExperiment:
-    info = data.dataset_info(params["dataset"])
+def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperiment:
+    info = data.dataset_info(params.dataset)
     images, labels, _ = data.sample_victims(
-        data.load_dataset(params["dataset"], "train"),
-        params["num_trials"],
-        params["seed"],
+        data.load_dataset(params.dataset, "train"),
+        params.num_trials,
+        params.seed,
     )
     common = dict(
-        iterations=params["iterations"],
-        lr=params["train_lr"],
-        seed=params["seed"],
+        iterations=params.iterations,
+        lr=params.train_lr,
+        seed=params.seed,
         num_classes=info.num_classes,
     )
     runs: dict[tuple[int, int], CAFERun] = {}
@@ -283,29 +292,23 @@ def _run(
                 )
         return runs[key]
 
-    by_batch = [
-        get(b, params["num_parties"])
-        for b in positive_numbers("batch_sizes", params["batch_sizes"])
-    ]
-    by_parties = [
-        get(params["batch_size"], m)
-        for m in positive_numbers("party_counts", params["party_counts"])
-    ]
-    default = get(params["batch_size"], params["num_parties"])
+    by_batch = [get(b, params.num_parties) for b in params.batch_sizes]
+    by_parties = [get(params.batch_size, m) for m in params.party_counts]
+    default = get(params.batch_size, params.num_parties)
     # DLG on the first batch of the same training, same models.
     training = setup(
         images,
         labels,
-        num_parties=params["num_parties"],
-        batch_size=params["batch_size"],
-        lr=params["train_lr"],
-        seed=params["seed"],
+        num_parties=params.num_parties,
+        batch_size=params.batch_size,
+        lr=params.train_lr,
+        seed=params.seed,
         num_classes=info.num_classes,
     )
     observation = training.step()
     start = time.perf_counter()
     dlg_images = dlg_vertical(
-        observation, iterations=params["dlg_iterations"], seed=params["seed"]
+        observation, iterations=params.dlg_iterations, seed=params.seed
     )
     dlg_seconds = time.perf_counter() - start
     dlg_truth = images[observation.indices]
@@ -350,9 +353,9 @@ def sweep_figure(result: CAFEExperiment) -> Figure:
 
 def examples_figure(result: CAFEExperiment) -> Figure:
     """Rows: true images, CAFE's (default setting), DLG's on its batch."""
-    shown = result.params["num_shown"]
+    shown = result.params.num_shown
     default = next(
-        r for r in result.by_parties if r.num_parties == result.params["num_parties"]
+        r for r in result.by_parties if r.num_parties == result.params.num_parties
     )
     count = min(shown, result.dlg_truth.shape[0])
     rows = [
@@ -372,9 +375,10 @@ def examples_figure(result: CAFEExperiment) -> Figure:
 
 def rows(result: CAFEExperiment) -> list[ResultRow]:
     """Scorecard rows: CAFE's PSNR per setting, DLG beside CAFE."""
-    dataset = result.params["dataset"]
-    n = result.params["num_trials"]
-    iterations = result.params["iterations"]
+    dataset = result.params.dataset
+    n = result.params.num_trials
+    iterations = result.params.iterations
+    threads = threads_text(result.params.num_threads)
     out = []
     seen = set()
     for run_ in [*result.by_batch, *result.by_parties]:
@@ -396,19 +400,19 @@ def rows(result: CAFEExperiment) -> list[ResultRow]:
                 "seconds",
                 run_.seconds,
                 None,
-                f"{iterations} steps, one CPU thread; step-1 relative error "
+                f"{iterations} steps, {threads}; step-1 relative error "
                 f"{run_.first_gradient_error:.1e}",
             ),
         ]
-    batch = result.params["batch_size"]
-    parties = result.params["num_parties"]
+    batch = result.params.batch_size
+    parties = result.params.num_parties
     out += [
         ResultRow.against(
             f"{dataset}/vertical/B{batch}-M{parties}/dlg",
             "psnr",
             result.dlg_psnr,
             None,
-            f"one batch of {batch}, {result.params['dlg_iterations']} L-BFGS steps, "
+            f"one batch of {batch}, {result.params.dlg_iterations} L-BFGS steps, "
             "labels known; CAFE on the same samples: "
             f"{result.cafe_on_dlg_batch:.1f} dB",
         ),
@@ -417,7 +421,7 @@ def rows(result: CAFEExperiment) -> list[ResultRow]:
             "seconds",
             result.dlg_seconds,
             None,
-            "one CPU thread",
+            threads,
         ),
     ]
     return out
@@ -432,9 +436,9 @@ def summary_text(result: CAFEExperiment) -> str:
         f"M={r.num_parties}: {r.mean_psnr:.1f} dB" for r in result.by_parties
     )
     return (
-        f"In this run ({result.params['profile']} profile, "
-        f"{result.params['num_trials']} samples, {result.params['iterations']} steps): "
+        f"In this run ({result.params.profile} profile, "
+        f"{result.params.num_trials} samples, {result.params.iterations} steps): "
         f"CAFE's mean PSNR by batch size {batch}; by parties {parties}. On one "
-        f"batch of {result.params['batch_size']}, DLG reaches {result.dlg_psnr:.1f} dB "
+        f"batch of {result.params.batch_size}, DLG reaches {result.dlg_psnr:.1f} dB "
         f"where CAFE reaches {result.cafe_on_dlg_batch:.1f} dB on the same samples."
     )

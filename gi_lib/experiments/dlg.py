@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ from matplotlib.figure import Figure
 
 from gi_lib import plots
 from gi_lib.attacks.base import OptimConfig
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.experiments.single_image import (
     Trial,
     run_trials,
@@ -17,64 +20,70 @@ from gi_lib.experiments.single_image import (
     summarize,
 )
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
     check_parameters,
-    common_parameters,
+    datasets_param,
+    param,
     resolve_device,
-    split_list,
 )
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "dlg"
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(multiple_datasets=True),
-    "max_iterations": Param(
-        int, minimum=1, help="L-BFGS steps per attack (paper code: 300)"
-    ),
-    "lr": Param(float, minimum=1e-6, help="L-BFGS step size (paper: 1)"),
-    "success_psnr": Param(
-        float, minimum=0, help="PSNR (dB) above which a trial counts as success"
-    ),
-    "num_shown": Param(int, minimum=1, help="images per data set shown in the figure"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DLGParams(ExperimentParams):
+    """The DLG notebook's parameters."""
+
+    dataset: tuple[str, ...] = datasets_param()
+    max_iterations: int = param("L-BFGS steps per attack (paper code: 300)", minimum=1)
+    lr: float = param("L-BFGS step size (paper: 1)", minimum=1e-6)
+    success_psnr: float = param(
+        "PSNR (dB) above which a trial counts as success", minimum=0
+    )
+    num_shown: int = param("images per data set shown in the figure", minimum=1)
+
+
 NO_PAPER_NUMBER = (
     "DLG shows its reconstructions as figures (Fig. 3) and gives no PSNR or "
     "success rate."
 )
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    if params["num_shown"] > params["num_trials"]:
-        params["num_shown"] = params["num_trials"]
-    return params
+def check(values: Mapping[str, Any]) -> DLGParams:
+    """Check the notebook's parameters (see :class:`DLGParams`); figures show
+    at most ``num_trials`` images."""
+    params = check_parameters(values, DLGParams, notebook=NOTEBOOK)
+    return dataclasses.replace(
+        params, num_shown=min(params.num_shown, params.num_trials)
+    )
 
 
 @dataclass
 class DLGRun:
     """Trials per data set plus what the figures need."""
 
-    params: dict[str, Any]
+    params: DLGParams
     device: torch.device
     snapshots: tuple[int, ...]
     trials: dict[str, list[Trial]]
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {
-            name: summarize(trials, success_psnr=self.params["success_psnr"])
+            name: summarize(trials, success_psnr=self.params.success_psnr)
             for name, trials in self.trials.items()
         }
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> DLGRun:
+@uses_num_threads
+def run(params: DLGParams, *, progress: bool = True) -> DLGRun:
     """Attack ``num_trials`` images of each data set with DLG."""
-    device = resolve_device(params["device"])
-    schedule = snapshot_schedule(params["max_iterations"])
+    device = resolve_device(params.device)
+    schedule = snapshot_schedule(params.max_iterations)
     optim = OptimConfig(
         optimizer="lbfgs",
-        lr=params["lr"],
-        max_iterations=params["max_iterations"],
+        lr=params.lr,
+        max_iterations=params.max_iterations,
         on_divergence="stop",  # a diverged trial is a failed trial, not a crash
         snapshot_iterations=schedule,
     )
@@ -82,14 +91,14 @@ def run(params: dict[str, Any], *, progress: bool = True) -> DLGRun:
         name: run_trials(
             name,
             ("dlg",),
-            model=params["model"],
-            num_trials=params["num_trials"],
-            seed=params["seed"],
+            model=params.model,
+            num_trials=params.num_trials,
+            seed=params.seed,
             device=device,
             optim=optim,
             progress=progress,
         )
-        for name in split_list(params["dataset"])
+        for name in params.dataset
     }
     return DLGRun(params=params, device=device, snapshots=schedule, trials=trials)
 
@@ -98,7 +107,7 @@ def iterations_figure(result: DLGRun) -> Figure:
     """The paper's Fig. 3 layout: rows are images, columns are iterations."""
     rows, titles = [], []
     for name, trials in result.trials.items():
-        for trial in trials[: result.params["num_shown"]]:
+        for trial in trials[: result.params.num_shown]:
             rows.append(
                 [trial.snapshots[i] for i in result.snapshots] + [trial.true_image]
             )
@@ -118,7 +127,7 @@ def psnr_figure(result: DLGRun) -> Figure:
         series,
         xlabel="L-BFGS iteration",
         ylabel="PSNR (dB)",
-        hline=result.params["success_psnr"],
+        hline=result.params.success_psnr,
         hline_label="success threshold",
     )
 
@@ -126,7 +135,7 @@ def psnr_figure(result: DLGRun) -> Figure:
 def rows(result: DLGRun) -> list[ResultRow]:
     """Scorecard rows: our PSNR, SSIM, success rate and label accuracy."""
     out = []
-    model = result.params["model"]
+    model = result.params.model
     for name, stats in result.summary().items():
         experiment = f"{name}/{model}/bs1"
         n = int(stats["trials"])
@@ -146,7 +155,7 @@ def rows(result: DLGRun) -> list[ResultRow]:
                 "success_rate",
                 stats["success_rate"],
                 None,
-                f"share of {n} images above {result.params['success_psnr']:g} dB",
+                f"share of {n} images above {result.params.success_psnr:g} dB",
             ),
             ResultRow.against(
                 experiment,
@@ -166,9 +175,7 @@ def summary_text(result: DLGRun) -> str:
         parts.append(
             f"on {name}, mean PSNR {stats['psnr_mean']:.1f} dB with "
             f"{100 * stats['success_rate']:.0f}% of {int(stats['trials'])} images "
-            f"above {result.params['success_psnr']:g} dB and "
+            f"above {result.params.success_psnr:g} dB and "
             f"{100 * stats['label_accuracy']:.0f}% of labels right"
         )
-    return (
-        f"In this run ({result.params['profile']} profile): " + "; ".join(parts) + "."
-    )
+    return f"In this run ({result.params.profile} profile): " + "; ".join(parts) + "."

@@ -9,6 +9,8 @@ gradient was clipped and noised with the same clip norm and multipliers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -17,25 +19,30 @@ from gi_lib import plots
 from gi_lib.defenses import DPSGD, NoDefense
 from gi_lib.defenses.dpsgd import epsilon, private_model
 from gi_lib.defenses.evaluate import DefenseFactory, mean_psnr
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.experiments.mixup import (
-    TRAINING_PARAMETERS,
+    DefensePageParams,
     DefensePageRun,
     examples_figure,
     page_rows,
     run_defense_page,
     summary_text,
 )
-from gi_lib.params import Param, check_parameters, common_parameters
+from gi_lib.params import check_parameters, param
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "dpsgd"
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    **TRAINING_PARAMETERS,
-    "noise_multipliers": Param(str, help="comma-separated sigma values"),
-    "clip_norm": Param(float, minimum=1e-6, help="per-example L2 bound C"),
-    "delta": Param(float, minimum=1e-12, maximum=0.1, help="delta of (eps, delta)"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DPSGDParams(DefensePageParams):
+    """The DP-SGD notebook's parameters."""
+
+    noise_multipliers: tuple[float, ...] = param("noise multipliers sigma", above=0)
+    clip_norm: float = param("per-example L2 bound C", minimum=1e-6)
+    delta: float = param("delta of (eps, delta)", minimum=1e-12, maximum=0.1)
+
+
 PAPER_NOTE = (
     "Abadi et al. train a PCA + 1,000-unit network on all 60,000 MNIST images "
     "with lots of 600; their accuracies are not entered here (not verified from "
@@ -44,28 +51,19 @@ PAPER_NOTE = (
 __all__ = ["examples_figure", "summary_text"]
 
 
-def sigmas(value: str) -> list[float]:
-    """Parse ``noise_multipliers``."""
-    out = [float(v) for v in value.split(",") if v.strip()]
-    if not out or any(v <= 0 for v in out):
-        raise ValueError(f"noise_multipliers must be positive numbers, got {value!r}.")
-    return out
-
-
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    sigmas(params["noise_multipliers"])
-    return params
+def check(values: Mapping[str, Any]) -> DPSGDParams:
+    """Check the parameters (see :class:`DPSGDParams`)."""
+    return check_parameters(values, DPSGDParams, notebook=NOTEBOOK)
 
 
 def label(sigma: float) -> str:
     return f"sigma={sigma:g}"
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
-    clip, seed = params["clip_norm"], params["seed"]
-    values = sigmas(params["noise_multipliers"])
+@uses_num_threads
+def run(params: DPSGDParams, *, progress: bool = True) -> DefensePageRun[DPSGDParams]:
+    clip, seed = params.clip_norm, params.seed
+    values = params.noise_multipliers
     training = {"non-private": NoDefense(seed=seed)}
     training |= {
         label(s): DPSGD(clip_norm=clip, noise_multiplier=s, seed=seed) for s in values
@@ -82,21 +80,21 @@ def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
     )
 
 
-def epsilons(result: DefensePageRun) -> dict[str, float]:
+def epsilons(result: DefensePageRun[DPSGDParams]) -> dict[str, float]:
     """Epsilon of every private training run, from opacus's accountant."""
     out = {}
-    for sigma in sigmas(result.params["noise_multipliers"]):
+    for sigma in result.params.noise_multipliers:
         trained = result.utility[label(sigma)]
         out[label(sigma)] = epsilon(
             noise_multiplier=sigma,
             sample_rate=trained.sample_rate,
             steps=trained.steps,
-            delta=result.params["delta"],
+            delta=result.params.delta,
         )
     return out
 
 
-def tradeoff_figure(result: DefensePageRun) -> Figure:
+def tradeoff_figure(result: DefensePageRun[DPSGDParams]) -> Figure:
     """Test accuracy against epsilon (the non-private run as a line)."""
     eps = epsilons(result)
     series = {
@@ -115,13 +113,13 @@ def tradeoff_figure(result: DefensePageRun) -> Figure:
     return figure
 
 
-def rows(result: DefensePageRun) -> list[ResultRow]:
+def rows(result: DefensePageRun[DPSGDParams]) -> list[ResultRow]:
     out = page_rows(result, note=PAPER_NOTE)
-    delta = result.params["delta"]
+    delta = result.params.delta
     for name, value in epsilons(result).items():
         out.append(
             ResultRow.against(
-                f"{result.params['dataset']}/{result.params['model']}/{name}",
+                f"{result.params.dataset}/{result.params.model}/{name}",
                 "epsilon",
                 value,
                 None,

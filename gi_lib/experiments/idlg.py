@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ from matplotlib.figure import Figure
 
 from gi_lib import plots
 from gi_lib.attacks.base import OptimConfig
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.experiments.single_image import (
     Trial,
     idlg_label_accuracy,
@@ -17,34 +20,35 @@ from gi_lib.experiments.single_image import (
     summarize,
 )
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
     check_parameters,
-    common_parameters,
+    datasets_param,
+    param,
     resolve_device,
-    split_list,
 )
 from gi_lib.results import PaperValue, ResultRow
 
 NOTEBOOK = "idlg"
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(multiple_datasets=True),
-    "max_iterations": Param(
-        int, minimum=1, help="L-BFGS steps per attack (paper code: 300)"
-    ),
-    "lr": Param(float, minimum=1e-6, help="L-BFGS step size (paper code: 1)"),
-    "stop_loss": Param(
-        float, minimum=0, help="stop once the matching loss is below (code: 1e-6)"
-    ),
-    "num_label_images": Param(
-        int,
-        minimum=1,
-        help="images for iDLG's analytic label accuracy (paper code: 1000)",
-    ),
-    "success_psnr": Param(
-        float, minimum=0, help="PSNR (dB) above which a trial counts as success"
-    ),
-    "num_shown": Param(int, minimum=1, help="images per data set shown in the figure"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class IDLGParams(ExperimentParams):
+    """The iDLG notebook's parameters."""
+
+    dataset: tuple[str, ...] = datasets_param()
+    max_iterations: int = param("L-BFGS steps per attack (paper code: 300)", minimum=1)
+    lr: float = param("L-BFGS step size (paper code: 1)", minimum=1e-6)
+    stop_loss: float = param(
+        "stop once the matching loss is below (code: 1e-6)", minimum=0
+    )
+    num_label_images: int = param(
+        "images for iDLG's analytic label accuracy (paper code: 1000)", minimum=1
+    )
+    success_psnr: float = param(
+        "PSNR (dB) above which a trial counts as success", minimum=0
+    )
+    num_shown: int = param("images per data set shown in the figure", minimum=1)
+
 
 # iDLG, Table 1: accuracy of the extracted labels (1000 images per data set in
 # the official code). The paper has no CIFAR-10 column; it used CIFAR-100.
@@ -63,54 +67,57 @@ DATA_NOTES = {
 }
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    params["num_shown"] = min(params["num_shown"], params["num_trials"])
-    return params
+def check(values: Mapping[str, Any]) -> IDLGParams:
+    """Check the notebook's parameters (see :class:`IDLGParams`); figures show
+    at most ``num_trials`` images."""
+    params = check_parameters(values, IDLGParams, notebook=NOTEBOOK)
+    return dataclasses.replace(
+        params, num_shown=min(params.num_shown, params.num_trials)
+    )
 
 
 @dataclass
 class IDLGRun:
     """Reconstructions by both attacks and iDLG's many-image label accuracy."""
 
-    params: dict[str, Any]
+    params: IDLGParams
     device: torch.device
     trials: dict[str, list[Trial]]
     analytic_label_accuracy: dict[str, tuple[float, int]]
 
     def summary(self, dataset: str, attack: str) -> dict[str, float]:
         chosen = [t for t in self.trials[dataset] if t.attack == attack]
-        return summarize(chosen, success_psnr=self.params["success_psnr"])
+        return summarize(chosen, success_psnr=self.params.success_psnr)
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> IDLGRun:
+@uses_num_threads
+def run(params: IDLGParams, *, progress: bool = True) -> IDLGRun:
     """Run DLG and iDLG on the same observations, and iDLG's label rule at scale."""
-    device = resolve_device(params["device"])
+    device = resolve_device(params.device)
     optim = OptimConfig(
         optimizer="lbfgs",
-        lr=params["lr"],
-        max_iterations=params["max_iterations"],
-        stop_loss=params["stop_loss"] or None,
+        lr=params.lr,
+        max_iterations=params.max_iterations,
+        stop_loss=params.stop_loss or None,
         on_divergence="stop",
     )
     trials, analytic = {}, {}
-    for name in split_list(params["dataset"]):
+    for name in params.dataset:
         trials[name] = run_trials(
             name,
             ("dlg", "idlg"),
-            model=params["model"],
-            num_trials=params["num_trials"],
-            seed=params["seed"],
+            model=params.model,
+            num_trials=params.num_trials,
+            seed=params.seed,
             device=device,
             optim=optim,
             progress=progress,
         )
         analytic[name] = idlg_label_accuracy(
             name,
-            model=params["model"],
-            num_images=params["num_label_images"],
-            seed=params["seed"] + 1_000_000,  # other victims than the reconstructions
+            model=params.model,
+            num_images=params.num_label_images,
+            seed=params.seed + 1_000_000,  # other victims than the reconstructions
             device=device,
         )
     return IDLGRun(
@@ -168,7 +175,7 @@ def comparison_figure(result: IDLGRun) -> Figure:
         by_index: dict[int, dict[str, Trial]] = {}
         for t in trials:
             by_index.setdefault(t.index, {})[t.attack] = t
-        for index in sorted(by_index)[: result.params["num_shown"]]:
+        for index in sorted(by_index)[: result.params.num_shown]:
             pair = by_index[index]
             rows.append([pair["dlg"].true_image, pair["dlg"].image, pair["idlg"].image])
             titles.append(
@@ -181,7 +188,7 @@ def comparison_figure(result: IDLGRun) -> Figure:
 def rows(result: IDLGRun) -> list[ResultRow]:
     """Scorecard rows: label accuracy and PSNR for both attacks per data set."""
     out = []
-    model = result.params["model"]
+    model = result.params.model
     for name in result.trials:
         note = DATA_NOTES.get(name, "")
         for attack in ("dlg", "idlg"):
@@ -235,6 +242,4 @@ def summary_text(result: IDLGRun) -> str:
             f"{result.analytic_label_accuracy[name][1]} images); mean PSNR DLG "
             f"{dlg_stats['psnr_mean']:.1f} dB, iDLG {idlg_stats['psnr_mean']:.1f} dB"
         )
-    return (
-        f"In this run ({result.params['profile']} profile): " + "; ".join(parts) + "."
-    )
+    return f"In this run ({result.params.profile} profile): " + "; ".join(parts) + "."

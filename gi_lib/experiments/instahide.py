@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,8 +12,14 @@ from gi_lib import data
 from gi_lib.defenses import InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.evaluate import DefenseFactory
+from gi_lib.experiments.common import (
+    check_upper,
+    mixed_param,
+    upper_param,
+    uses_num_threads,
+)
 from gi_lib.experiments.mixup import (
-    TRAINING_PARAMETERS,
+    DefensePageParams,
     DefensePageRun,
     accuracy_figure,
     examples_figure,
@@ -19,22 +27,25 @@ from gi_lib.experiments.mixup import (
     run_defense_page,
     summary_text,
 )
-from gi_lib.params import Param, check_parameters, common_parameters
+from gi_lib.params import ParameterError, check_parameters, param
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "instahide"
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    **TRAINING_PARAMETERS,
-    "k": Param(int, minimum=2, maximum=8, help="images mixed per encoding"),
-    "upper": Param(float, minimum=0.13, maximum=1.0, help="largest coefficient c_2"),
-    "public_images": Param(
-        int,
-        minimum=0,
-        help="held-out training images standing in for a public set "
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstaHideParams(DefensePageParams):
+    """The InstaHide notebook's parameters."""
+
+    k: int = mixed_param("images mixed per encoding")
+    upper: float = upper_param()
+    public_images: int = param(
+        "held-out training images standing in for a public set "
         "(0: inside-dataset InstaHide only)",
-    ),
-}
+        minimum=0,
+    )
+
+
 PAPER_NOTE = (
     "The paper trains ResNet-18 on all of CIFAR-10; its accuracies are not "
     "entered here (not verified from a source available to this build)."
@@ -42,12 +53,10 @@ PAPER_NOTE = (
 __all__ = ["accuracy_figure", "examples_figure", "summary_text"]
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    if params["upper"] < 1 / params["k"]:
-        raise ValueError(f"upper must be at least 1/k = {1 / params['k']:.3f}.")
-    return params
+def check(values: Mapping[str, Any]) -> InstaHideParams:
+    """Check the parameters (see :class:`InstaHideParams`), ``upper >= 1/k``."""
+    params = check_parameters(values, InstaHideParams, notebook=NOTEBOOK)
+    return check_upper(params, "k")
 
 
 def public_partners(k: int) -> int:
@@ -59,40 +68,47 @@ def public_partners(k: int) -> int:
     return max(k - 2, 1)
 
 
-def public_set(params: dict[str, Any]) -> torch.Tensor | None:
+def public_set(params: InstaHideParams) -> torch.Tensor | None:
     """Training images the client never trains on, standing in for a public set.
 
     The paper mixes CIFAR-10 with ImageNet, which is not available here; these
     images come from the same data set's training split, after the
     ``train_images`` the models train on (the same seeded order), so they are
     disjoint from the training images and from the test images.
+
+    Raises:
+        ParameterError: the data set has fewer than ``train_images +
+            public_images`` training images.
     """
-    count = params["public_images"]
+    count = params.public_images
     if count == 0:
         return None
-    train = data.load_dataset(params["dataset"], "train")
+    train = data.load_dataset(params.dataset, "train")
     size = len(train)  # type: ignore[arg-type]
-    if params["train_images"] + count > size:
-        raise ValueError(
-            f"public_images={count} needs {params['train_images'] + count} training "
-            f"images with train_images={params['train_images']}, but the data set "
+    if params.train_images + count > size:
+        raise ParameterError(
+            f"public_images={count} needs {params.train_images + count} training "
+            f"images with train_images={params.train_images}, but the data set "
             f"has {size}; lower public_images or train_images."
         )
     # The seeded order of defenses.utility's training sample, continued.
     images, _, _ = data.sample_victims(
-        train, params["train_images"] + count, seed=params["seed"]
+        train, params.train_images + count, seed=params.seed
     )
-    return images[params["train_images"] :]
+    return images[params.train_images :]
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
+@uses_num_threads
+def run(
+    params: InstaHideParams, *, progress: bool = True
+) -> DefensePageRun[InstaHideParams]:
     """Vanilla vs InstaHide training; DLG through each setting.
 
     InstaHide runs inside the data set and, when ``public_images`` > 0, across
     data sets with the held-out stand-in public set (:func:`public_set`).
     """
-    info = data.dataset_info(params["dataset"])
-    k, upper, seed = params["k"], params["upper"], params["seed"]
+    info = data.dataset_info(params.dataset)
+    k, upper, seed = params.k, params.upper, params.seed
     public = public_set(params)
     training: dict[str, Defense] = {
         "vanilla": NoDefense(seed=seed),
@@ -131,5 +147,5 @@ def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
     return run_defense_page(params, training, attacked, progress=progress)
 
 
-def rows(result: DefensePageRun) -> list[ResultRow]:
+def rows(result: DefensePageRun[InstaHideParams]) -> list[ResultRow]:
     return page_rows(result, note=PAPER_NOTE)

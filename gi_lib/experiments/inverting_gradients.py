@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,43 +28,47 @@ from matplotlib.figure import Figure
 from gi_lib import data, fl, metrics, models, plots, training
 from gi_lib.attacks import inverting
 from gi_lib.attacks.base import OptimConfig, Reconstruction, infer_labels
-from gi_lib.experiments.single_image import single_thread
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
     ParameterError,
     check_parameters,
-    common_parameters,
-    positive_numbers,
+    param,
     resolve_device,
 )
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "inverting_gradients"
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    "max_iterations": Param(
-        int, minimum=1, help="signed-Adam steps per attack (paper code: 4,800-24,000)"
-    ),
-    "lr": Param(float, minimum=1e-6, help="Adam step size, normalised space (0.1)"),
-    "tv_weight": Param(float, minimum=0, help="total-variation weight"),
-    "restarts": Param(int, minimum=1, help="restarts per attack, best by loss"),
-    "lbfgs_iterations": Param(
-        int, minimum=1, help="L-BFGS steps of the L2 baseline (20 evaluations each)"
-    ),
-    "train_epochs": Param(int, minimum=1, help="epochs for the trained network"),
-    "train_images": Param(int, minimum=0, help="training images (0: all)"),
-    "train_lr": Param(float, minimum=1e-6, help="training learning rate (paper: 0.1)"),
-    "fedavg_epochs": Param(str, help="comma-separated local epochs; first is base"),
-    "fedavg_images": Param(str, help="comma-separated local image counts"),
-    "fedavg_lrs": Param(str, help="comma-separated local learning rates"),
-    "fedavg_batch_size": Param(
-        int, minimum=0, help="local mini-batch size (0: the whole local batch)"
-    ),
-    "fedavg_iterations": Param(int, minimum=1, help="attack steps per FedAvg attack"),
-    "batch_sizes": Param(str, help="comma-separated images per update"),
-    "batch_iterations": Param(int, minimum=1, help="attack steps per batch attack"),
-    "num_shown": Param(int, minimum=1, help="victim images shown in the figure"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class IGParams(ExperimentParams):
+    """The Inverting Gradients notebook's parameters."""
+
+    max_iterations: int = param(
+        "signed-Adam steps per attack (paper code: 4,800-24,000)", minimum=1
+    )
+    lr: float = param("Adam step size, normalised space (0.1)", minimum=1e-6)
+    tv_weight: float = param("total-variation weight", minimum=0)
+    restarts: int = param("restarts per attack, best by loss", minimum=1)
+    lbfgs_iterations: int = param(
+        "L-BFGS steps of the L2 baseline (20 evaluations each)", minimum=1
+    )
+    train_epochs: int = param("epochs for the trained network", minimum=1)
+    train_images: int = param("training images (0: all)", minimum=0)
+    train_lr: float = param("training learning rate (paper: 0.1)", minimum=1e-6)
+    fedavg_epochs: tuple[int, ...] = param("local epochs; first is base", minimum=1)
+    fedavg_images: tuple[int, ...] = param("local image counts", minimum=1)
+    fedavg_lrs: tuple[float, ...] = param("local learning rates", above=0)
+    fedavg_batch_size: int = param(
+        "local mini-batch size (0: the whole local batch)", minimum=0
+    )
+    fedavg_iterations: int = param("attack steps per FedAvg attack", minimum=1)
+    batch_sizes: tuple[int, ...] = param("images per update", minimum=1)
+    batch_iterations: int = param("attack steps per batch attack", minimum=1)
+    num_shown: int = param("victim images shown in the figure", minimum=1)
+
+
 UNVERIFIED = (
     "the paper's value could not be verified from its text here, so none is shown"
 )
@@ -73,21 +78,20 @@ PAPER_SETTING = (
 )
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    positive_numbers("fedavg_epochs", params["fedavg_epochs"], int)
-    positive_numbers("fedavg_images", params["fedavg_images"], int)
-    positive_numbers("fedavg_lrs", params["fedavg_lrs"], float)
-    sizes = positive_numbers("batch_sizes", params["batch_sizes"], int)
-    info = data.dataset_info(params["dataset"])
-    if max(sizes) > info.num_classes:
+def check(values: Mapping[str, Any]) -> IGParams:
+    """Check the notebook's parameters (see :class:`IGParams`): batches hold
+    at most one image per class; figures show at most ``num_trials`` images."""
+    params = check_parameters(values, IGParams, notebook=NOTEBOOK)
+    info = data.dataset_info(params.dataset)
+    if max(params.batch_sizes) > info.num_classes:
         raise ParameterError(
-            f"batch_sizes go up to {max(sizes)}, but victims are drawn with distinct "
-            f"labels and {params['dataset']} has {info.num_classes} classes."
+            f"batch_sizes go up to {max(params.batch_sizes)}, but victims are drawn "
+            f"with distinct labels and {params.dataset} has {info.num_classes} "
+            "classes."
         )
-    params["num_shown"] = min(params["num_shown"], params["num_trials"])
-    return params
+    return dataclasses.replace(
+        params, num_shown=min(params.num_shown, params.num_trials)
+    )
 
 
 @dataclass
@@ -124,12 +128,12 @@ def _score(
     )
 
 
-def _config(params: dict[str, Any], iterations: int) -> inverting.InvertingConfig:
+def _config(params: IGParams, iterations: int) -> inverting.InvertingConfig:
     return inverting.tv_config(
-        tv_weight=params["tv_weight"],
-        lr=params["lr"],
+        tv_weight=params.tv_weight,
+        lr=params.lr,
         max_iterations=iterations,
-        restarts=params["restarts"],
+        restarts=params.restarts,
         on_divergence="stop",
     )
 
@@ -159,7 +163,7 @@ def distinct_label_victims(
 class IGRun:
     """Everything the notebook shows."""
 
-    params: dict[str, Any]
+    params: IGParams
     device: torch.device
     trained: training.TrainedModel
     table: dict[str, list[Attacked]]  # "untrained/cosine" -> trials
@@ -173,7 +177,7 @@ class IGRun:
 
 
 def run_table(
-    params: dict[str, Any],
+    params: IGParams,
     device: torch.device,
     trained: training.TrainedModel,
     victims: tuple[torch.Tensor, torch.Tensor],
@@ -181,22 +185,22 @@ def run_table(
     progress: bool,
 ) -> dict[str, list[Attacked]]:
     """Experiment 1: trained vs untrained, L2 + L-BFGS vs the paper's attack."""
-    info = data.dataset_info(params["dataset"])
+    info = data.dataset_info(params.dataset)
     networks = {
-        "untrained": models.build_model(params["model"], info, seed=params["seed"]),
+        "untrained": models.build_model(params.model, info, seed=params.seed),
         "trained": trained.model,
     }
     lbfgs = OptimConfig(
         optimizer="lbfgs",
         lr=1.0,
-        max_iterations=params["lbfgs_iterations"],
+        max_iterations=params.lbfgs_iterations,
         on_divergence="stop",
     )
     table: dict[str, list[Attacked]] = {}
     images, labels = victims
     for state, net in networks.items():
         net = net.to(device).eval()
-        for i in range(params["num_trials"]):
+        for i in range(params.num_trials):
             truth = images[i : i + 1].to(device)
             observation = fl.observe_fedsgd(
                 net,
@@ -205,14 +209,14 @@ def run_table(
                 num_classes=info.num_classes,
                 reveal_labels=True,
             )
-            seed = params["seed"] + i
+            seed = params.seed + i
             start = time.perf_counter()
             result = inverting.reconstruct_l2_lbfgs(observation, lbfgs, seed=seed)
             table.setdefault(f"{state}/l2", []).append(
                 _score("L2 + L-BFGS", result, truth, time.perf_counter() - start)
             )
             start = time.perf_counter()
-            config = _config(params, params["max_iterations"])
+            config = _config(params, params.max_iterations)
             result = inverting.reconstruct(observation, config, seed=seed, truth=truth)
             table.setdefault(f"{state}/cosine", []).append(
                 _score("cosine", result, truth, time.perf_counter() - start)
@@ -226,11 +230,9 @@ def run_table(
     return table
 
 
-def fedavg_settings(params: dict[str, Any]) -> list[dict[str, float]]:
+def fedavg_settings(params: IGParams) -> list[dict[str, float]]:
     """The base setting, then one factor changed at a time."""
-    epochs = positive_numbers("fedavg_epochs", params["fedavg_epochs"], int)
-    images = positive_numbers("fedavg_images", params["fedavg_images"], int)
-    lrs = positive_numbers("fedavg_lrs", params["fedavg_lrs"], float)
+    epochs, images, lrs = params.fedavg_epochs, params.fedavg_images, params.fedavg_lrs
     base = {"epochs": epochs[0], "images": images[0], "lr": lrs[0]}
     settings = [dict(base)]
     settings += [{**base, "epochs": e} for e in epochs[1:]]
@@ -246,21 +248,21 @@ def _local_steps(setting: dict[str, float], batch_size: int) -> tuple[int, int |
 
 
 def run_fedavg(
-    params: dict[str, Any], device: torch.device, dataset: torch.utils.data.Dataset
+    params: IGParams, device: torch.device, dataset: torch.utils.data.Dataset
 ) -> tuple[list[tuple[dict[str, float], Attacked]], Attacked]:
     """Experiment 2: FedAvg updates on an untrained network."""
-    info = data.dataset_info(params["dataset"])
-    net = models.build_model(params["model"], info, seed=params["seed"]).to(device)
-    config = _config(params, params["fedavg_iterations"])
+    info = data.dataset_info(params.dataset)
+    net = models.build_model(params.model, info, seed=params.seed).to(device)
+    config = _config(params, params.fedavg_iterations)
     out = []
     base_observation = None
     base_truth = None
     for setting in fedavg_settings(params):
         truth, labels = distinct_label_victims(
-            dataset, int(setting["images"]), params["seed"] + 1
+            dataset, int(setting["images"]), params.seed + 1
         )
         truth = truth.to(device)
-        steps, size = _local_steps(setting, params["fedavg_batch_size"])
+        steps, size = _local_steps(setting, params.fedavg_batch_size)
         observation = fl.observe_fedavg(
             net,
             truth,
@@ -272,7 +274,7 @@ def run_fedavg(
             reveal_labels=True,
         )
         start = time.perf_counter()
-        result = inverting.reconstruct(observation, config, seed=params["seed"])
+        result = inverting.reconstruct(observation, config, seed=params.seed)
         label = (
             f"{int(setting['epochs'])} ep, {int(setting['images'])} img, "
             f"lr {setting['lr']:g}"
@@ -288,7 +290,7 @@ def run_fedavg(
     assert base_observation is not None and base_truth is not None
     start = time.perf_counter()
     result = inverting.reconstruct(
-        as_gradient(base_observation), config, seed=params["seed"]
+        as_gradient(base_observation), config, seed=params.seed
     )
     ignoring = _score(
         "ignoring local steps", result, base_truth, time.perf_counter() - start
@@ -313,16 +315,16 @@ def as_gradient(observation: fl.Observation) -> fl.Observation:
 
 
 def run_batches(
-    params: dict[str, Any], device: torch.device, dataset: torch.utils.data.Dataset
+    params: IGParams, device: torch.device, dataset: torch.utils.data.Dataset
 ) -> tuple[dict[int, Attacked], dict[int, float]]:
     """Experiment 3: one update of ``b`` images for each batch size ``b``."""
-    info = data.dataset_info(params["dataset"])
-    net = models.build_model(params["model"], info, seed=params["seed"]).to(device)
-    config = _config(params, params["batch_iterations"])
+    info = data.dataset_info(params.dataset)
+    net = models.build_model(params.model, info, seed=params.seed).to(device)
+    config = _config(params, params.batch_iterations)
     out: dict[int, Attacked] = {}
     label_accuracy: dict[int, float] = {}
-    for size in positive_numbers("batch_sizes", params["batch_sizes"], int):
-        truth, labels = distinct_label_victims(dataset, size, params["seed"] + 2)
+    for size in params.batch_sizes:
+        truth, labels = distinct_label_victims(dataset, size, params.seed + 2)
         truth, labels = truth.to(device), labels.to(device)
         observation = fl.observe_fedsgd(
             net, truth, labels, num_classes=info.num_classes, reveal_labels=True
@@ -332,7 +334,7 @@ def run_batches(
             infer_labels(blind).cpu(), labels.cpu()
         )
         start = time.perf_counter()
-        result = inverting.reconstruct(observation, config, seed=params["seed"])
+        result = inverting.reconstruct(observation, config, seed=params.seed)
         out[size] = _score(f"{size} images", result, truth, time.perf_counter() - start)
     return out, label_accuracy
 
@@ -349,9 +351,7 @@ def imagenet_folder() -> Path | None:
     return folder if folder is not None and folder.is_dir() else None
 
 
-def run_imagenet(
-    params: dict[str, Any], device: torch.device
-) -> tuple[str, Attacked | None]:
+def run_imagenet(params: IGParams, device: torch.device) -> tuple[str, Attacked | None]:
     """Experiment 4: one 224x224 image on an untrained ResNet-18, if available."""
     folder = imagenet_folder()
     if folder is None:
@@ -369,7 +369,7 @@ def run_imagenet(
             [transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()]
         ),
     )
-    truth, labels, _ = data.sample_victims(images, 1, params["seed"])
+    truth, labels, _ = data.sample_victims(images, 1, params.seed)
     net = models.CifarResNet(IMAGENET_INFO, (2, 2, 2, 2), 64).to(device).eval()
     observation = fl.observe_fedsgd(
         net,
@@ -380,7 +380,7 @@ def run_imagenet(
     )
     start = time.perf_counter()
     result = inverting.reconstruct(
-        observation, _config(params, params["batch_iterations"]), seed=params["seed"]
+        observation, _config(params, params.batch_iterations), seed=params.seed
     )
     attacked = _score("imagenet", result, truth.to(device), time.perf_counter() - start)
     return (
@@ -391,30 +391,29 @@ def run_imagenet(
     )
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> IGRun:
-    """Run all four experiments (on one CPU thread when on the CPU; see
-    :func:`gi_lib.experiments.single_image.single_thread`)."""
-    device = resolve_device(params["device"])
-    with single_thread(device):
-        return _run(params, device, progress=progress)
+@uses_num_threads
+def run(params: IGParams, *, progress: bool = True) -> IGRun:
+    """Run all four experiments (on ``params.num_threads`` CPU threads)."""
+    device = resolve_device(params.device)
+    return _run(params, device, progress=progress)
 
 
-def _run(params: dict[str, Any], device: torch.device, *, progress: bool) -> IGRun:
+def _run(params: IGParams, device: torch.device, *, progress: bool) -> IGRun:
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     trained = training.trained_model(
-        params["model"],
-        params["dataset"],
-        epochs=params["train_epochs"],
-        seed=params["seed"],
+        params.model,
+        params.dataset,
+        epochs=params.train_epochs,
+        seed=params.seed,
         device=device,
-        num_images=params["train_images"] or None,
-        lr=params["train_lr"],
+        num_images=params.train_images or None,
+        lr=params.train_lr,
         progress=progress,
     )
     seconds["training"] = time.perf_counter() - start
-    dataset = data.load_dataset(params["dataset"])
-    victims = data.sample_victims(dataset, params["num_trials"], params["seed"])[:2]
+    dataset = data.load_dataset(params.dataset)
+    victims = data.sample_victims(dataset, params.num_trials, params.seed)[:2]
     start = time.perf_counter()
     table = run_table(params, device, trained, victims, progress=progress)
     seconds["table"] = time.perf_counter() - start
@@ -456,7 +455,7 @@ def examples_figure(result: IGRun) -> Figure:
     """Rows: victim images; columns: the truth and each network/loss pair."""
     keys = [k for k in TABLE_LABELS if k in result.table]
     rows = []
-    for i in range(result.params["num_shown"]):
+    for i in range(result.params.num_shown):
         first = result.table[keys[0]][i]
         rows.append(
             [first.true_images[0]] + [result.table[k][i].images[0] for k in keys]
@@ -546,7 +545,7 @@ def batch_curve(result: IGRun) -> Figure:
 def rows(result: IGRun) -> list[ResultRow]:
     """Scorecard rows for all experiments."""
     p = result.params
-    base = f"{p['dataset']}/{p['model']}"
+    base = f"{p.dataset}/{p.model}"
     checkpoint = (
         f"trained {result.trained.epochs} epochs, "
         f"test accuracy {result.trained.test_accuracy:.2f}"
@@ -658,7 +657,7 @@ def summary_text(result: IGRun) -> str:
     unrolled = result.fedavg[0][1].psnr
     sizes = ", ".join(f"{s}: {a.psnr:.1f} dB" for s, a in result.batches.items())
     return (
-        f"In this run ({result.params['profile']} profile, {result.params['model']}): "
+        f"In this run ({result.params.profile} profile, {result.params.model}): "
         "on the untrained network the cosine attack reaches "
         f"{t['untrained/cosine']:.1f} dB "
         f"against {t['untrained/l2']:.1f} dB for L2 + L-BFGS; on the trained network "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from matplotlib.figure import Figure
@@ -26,26 +26,34 @@ from gi_lib.defenses.evaluate import (
     mean_ssim,
 )
 from gi_lib.defenses.utility import DefendedModel, train_with_defense
-from gi_lib.experiments.single_image import single_thread
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.models import model_names
-from gi_lib.params import Param, check_parameters, common_parameters, resolve_device
+from gi_lib.params import ExperimentParams, check_parameters, param, resolve_device
 from gi_lib.results import PaperValue, ResultRow
 
 NOTEBOOK = "mixup"
-TRAINING_PARAMETERS: dict[str, Param] = {
-    "attack_model": Param(str, choices=model_names(), help="model DLG attacks"),
-    "max_iterations": Param(int, minimum=1, help="DLG's L-BFGS iterations"),
-    "train_epochs": Param(int, minimum=1, help="epochs of the utility runs"),
-    "train_images": Param(int, minimum=64, help="training images of the utility runs"),
-    "train_lr": Param(float, minimum=1e-6, help="SGD step size of the utility runs"),
-    "batch_size": Param(int, minimum=2, help="images per training step"),
-    "num_shown": Param(int, minimum=1, help="images shown in the figure"),
-}
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    **TRAINING_PARAMETERS,
-    "alpha": Param(float, minimum=1e-3, help="MixUp's Beta(alpha, alpha)"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefensePageParams(ExperimentParams):
+    """The parameters the MixUp, InstaHide and DP-SGD notebooks share."""
+
+    attack_model: str = param("model DLG attacks", choices=model_names)
+    max_iterations: int = param("DLG's L-BFGS iterations", minimum=1)
+    train_epochs: int = param("epochs of the utility runs", minimum=1)
+    train_images: int = param("training images of the utility runs", minimum=64)
+    train_lr: float = param("SGD step size of the utility runs", minimum=1e-6)
+    batch_size: int = param("images per training step", minimum=2)
+    num_shown: int = param("images shown in the figure", minimum=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixUpParams(DefensePageParams):
+    """The MixUp notebook's parameters."""
+
+    alpha: float = param("MixUp's Beta(alpha, alpha)", minimum=1e-3)
+
+
 PAPER_NOTE = (
     "The paper trains PreAct ResNet-18 for 200 epochs on all of CIFAR-10; its "
     "error rates are not entered here (not verified from a source available to "
@@ -53,55 +61,60 @@ PAPER_NOTE = (
 )
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the parameters (see :data:`PARAMETERS`)."""
-    return check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
+def check(values: Mapping[str, Any]) -> MixUpParams:
+    """Check the parameters (see :class:`MixUpParams`)."""
+    return check_parameters(values, MixUpParams, notebook=NOTEBOOK)
+
+
+PageParams = TypeVar("PageParams", bound=DefensePageParams)
 
 
 @dataclass
-class DefensePageRun:
+class DefensePageRun(Generic[PageParams]):
     """Utility per training defense and attack trials per attacked setting."""
 
-    params: dict[str, Any]
+    params: PageParams
     device: torch.device
     utility: dict[str, DefendedModel]
     trials: dict[str, list[DefendedTrial]]
 
 
 def run_defense_page(
-    params: dict[str, Any],
+    params: PageParams,
     training: Mapping[str, Defense],
     attacked: Mapping[str, DefenseFactory],
     *,
     progress: bool = True,
     prepare=None,  # noqa: ANN001 - a model transform, see train_with_defense
-) -> DefensePageRun:
-    """Train ``params['model']`` under each training defense, then attack."""
-    device = resolve_device(params["device"])
+) -> DefensePageRun[PageParams]:
+    """Train ``params.model`` under each training defense, then attack.
+
+    The caller's ``run`` sets the CPU threads (:func:`uses_num_threads`).
+    """
+    device = resolve_device(params.device)
     utility = {}
-    with single_thread(device):
-        for name, defense in training.items():
-            utility[name] = train_with_defense(
-                params["model"],
-                params["dataset"],
-                defense,
-                epochs=params["train_epochs"],
-                seed=params["seed"],
-                device=device,
-                num_images=params["train_images"],
-                lr=params["train_lr"],
-                batch_size=params["batch_size"],
-                prepare=prepare,
-                progress=progress,
-            )
+    for name, defense in training.items():
+        utility[name] = train_with_defense(
+            params.model,
+            params.dataset,
+            defense,
+            epochs=params.train_epochs,
+            seed=params.seed,
+            device=device,
+            num_images=params.train_images,
+            lr=params.train_lr,
+            batch_size=params.batch_size,
+            prepare=prepare,
+            progress=progress,
+        )
     trials = attack_through_defenses(
         attacked,
-        dataset=params["dataset"],
-        model=params["attack_model"],
-        num_trials=params["num_trials"],
-        seed=params["seed"],
+        dataset=params.dataset,
+        model=params.attack_model,
+        num_trials=params.num_trials,
+        seed=params.seed,
         device=device,
-        max_iterations=params["max_iterations"],
+        max_iterations=params.max_iterations,
         progress=progress,
     )
     return DefensePageRun(params, device, utility, trials)
@@ -112,12 +125,13 @@ def huang_mixup(pool: tuple[torch.Tensor, torch.Tensor], seed: int) -> MixUp:
     return MixUp(4, alpha=(3.0, 1.0, 1.0, 1.0), upper=0.65, pool=pool, seed=seed)
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> DefensePageRun:
+@uses_num_threads
+def run(params: MixUpParams, *, progress: bool = True) -> DefensePageRun[MixUpParams]:
     """ERM vs MixUp training; DLG with no defense, MixUp k=2 and k=4."""
-    alpha = params["alpha"]
+    alpha = params.alpha
     training = {
-        "ERM": NoDefense(seed=params["seed"]),
-        "MixUp": MixUp(2, alpha=alpha, seed=params["seed"]),
+        "ERM": NoDefense(seed=params.seed),
+        "MixUp": MixUp(2, alpha=alpha, seed=params.seed),
     }
     attacked: dict[str, DefenseFactory] = {
         "none": lambda pool, seed: NoDefense(seed=seed),
@@ -147,7 +161,7 @@ def accuracy_figure(
 
 
 def examples_figure(result: DefensePageRun) -> Figure:
-    rows_, columns, titles = examples_rows(result.trials, result.params["num_shown"])
+    rows_, columns, titles = examples_rows(result.trials, result.params.num_shown)
     return plots.image_rows(rows_, columns, titles)
 
 
@@ -160,21 +174,21 @@ def page_rows(
     """Accuracy per training run and DLG's PSNR/SSIM per attacked setting."""
     p = result.params
     paper = paper or {}
-    info = data.dataset_info(p["dataset"])
+    info = data.dataset_info(p.dataset)
     out = []
     for name, trained in result.utility.items():
         out.append(
             ResultRow.against(
-                f"{info.name}/{p['model']}/{name}",
+                f"{info.name}/{p.model}/{name}",
                 "test_accuracy",
                 trained.test_accuracy,
                 paper.get(name),
-                f"{p['train_epochs']} epochs on {p['train_images']} images "
-                f"({p['profile']} profile); {note}",
+                f"{p.train_epochs} epochs on {p.train_images} images "
+                f"({p.profile} profile); {note}",
             )
         )
     for name, trials in result.trials.items():
-        experiment = f"{info.name}/{p['attack_model']}/bs1/{name}"
+        experiment = f"{info.name}/{p.attack_model}/bs1/{name}"
         out += [
             ResultRow.against(
                 experiment,
@@ -198,6 +212,6 @@ def summary_text(result: DefensePageRun) -> str:
     )
     attack = "; ".join(f"{n} {mean_psnr(t):.1f} dB" for n, t in result.trials.items())
     return (
-        f"In this run ({result.params['profile']} profile): test accuracy {accuracy}. "
+        f"In this run ({result.params.profile} profile): test accuracy {accuracy}. "
         f"DLG's mean PSNR against the private image: {attack}."
     )

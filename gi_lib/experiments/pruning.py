@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,39 +18,32 @@ from gi_lib.defenses.evaluate import (
     mean_psnr,
     mean_ssim,
 )
-from gi_lib.params import Param, check_parameters, common_parameters, resolve_device
+from gi_lib.experiments.common import ratio_param, uses_num_threads
+from gi_lib.params import ExperimentParams, check_parameters, param, resolve_device
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "pruning"
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    "ratios": Param(str, help="comma-separated pruning ratios in [0, 1]"),
-    "max_iterations": Param(int, minimum=1, help="DLG's L-BFGS iterations"),
-    "success_psnr": Param(float, minimum=0, help="PSNR (dB) counted as a recovery"),
-    "num_shown": Param(int, minimum=1, help="images shown in the figure"),
-}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruningParams(ExperimentParams):
+    """The pruning notebook's parameters."""
+
+    ratios: tuple[float, ...] = ratio_param("pruning ratios (0: no defense)")
+    max_iterations: int = param("DLG's L-BFGS iterations", minimum=1)
+    success_psnr: float = param("PSNR (dB) counted as a recovery", minimum=0)
+    num_shown: int = param("images shown in the figure", minimum=1)
+
+
 NO_PAPER_NUMBER = (
     "DLG's defense figure plots the gradient-matching loss per pruning ratio and "
     "judges recovery by eye; it prints no PSNR."
 )
 
 
-def ratios(value: str) -> list[float]:
-    """Parse the ``ratios`` parameter."""
-    try:
-        out = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError as error:
-        raise ValueError(f"ratios must be numbers, got {value!r}.") from error
-    if not out or any(not 0 <= r <= 1 for r in out):
-        raise ValueError(f"ratios must lie in [0, 1], got {value!r}.")
-    return out
-
-
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    ratios(params["ratios"])
-    return params
+def check(values: Mapping[str, Any]) -> PruningParams:
+    """Check the parameters (see :class:`PruningParams`)."""
+    return check_parameters(values, PruningParams, notebook=NOTEBOOK)
 
 
 def label(ratio: float) -> str:
@@ -58,16 +52,17 @@ def label(ratio: float) -> str:
 
 @dataclass
 class PruningRun:
-    params: dict[str, Any]
+    params: PruningParams
     device: torch.device
-    ratios: list[float]
+    ratios: tuple[float, ...]
     trials: dict[str, list[DefendedTrial]]
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> PruningRun:
+@uses_num_threads
+def run(params: PruningParams, *, progress: bool = True) -> PruningRun:
     """Attack the same images at every pruning ratio."""
-    device = resolve_device(params["device"])
-    values = ratios(params["ratios"])
+    device = resolve_device(params.device)
+    values = params.ratios
     settings = {
         label(r): (
             (lambda pool, seed: NoDefense(seed=seed))
@@ -78,12 +73,12 @@ def run(params: dict[str, Any], *, progress: bool = True) -> PruningRun:
     }
     trials = attack_through_defenses(
         settings,
-        dataset=params["dataset"],
-        model=params["model"],
-        num_trials=params["num_trials"],
-        seed=params["seed"],
+        dataset=params.dataset,
+        model=params.model,
+        num_trials=params.num_trials,
+        seed=params.seed,
         device=device,
-        max_iterations=params["max_iterations"],
+        max_iterations=params.max_iterations,
         progress=progress,
     )
     return PruningRun(params=params, device=device, ratios=values, trials=trials)
@@ -95,7 +90,7 @@ def psnr_figure(result: PruningRun) -> Figure:
         f"image {i}": [
             (100 * r, result.trials[label(r)][i].psnr) for r in result.ratios
         ]
-        for i in range(result.params["num_trials"])
+        for i in range(result.params.num_trials)
     }
     series = {
         "mean": [(100 * r, mean_psnr(result.trials[label(r)])) for r in result.ratios],
@@ -105,13 +100,13 @@ def psnr_figure(result: PruningRun) -> Figure:
         series,
         xlabel="pruning ratio (%)",
         ylabel="PSNR (dB)",
-        hline=result.params["success_psnr"],
+        hline=result.params.success_psnr,
         hline_label="recovery threshold",
     )
 
 
 def examples_figure(result: PruningRun) -> Figure:
-    rows, columns, titles = examples_rows(result.trials, result.params["num_shown"])
+    rows, columns, titles = examples_rows(result.trials, result.params.num_shown)
     return plots.image_rows(rows, columns, titles)
 
 
@@ -120,8 +115,8 @@ def rows(result: PruningRun) -> list[ResultRow]:
     p = result.params
     for r in result.ratios:
         trials = result.trials[label(r)]
-        experiment = f"{p['dataset']}/{p['model']}/prune{r:g}"
-        success = sum(t.psnr >= p["success_psnr"] for t in trials) / len(trials)
+        experiment = f"{p.dataset}/{p.model}/prune{r:g}"
+        success = sum(t.psnr >= p.success_psnr for t in trials) / len(trials)
         out += [
             ResultRow.against(
                 experiment,
@@ -136,7 +131,7 @@ def rows(result: PruningRun) -> list[ResultRow]:
                 "success_rate",
                 success,
                 None,
-                f"share of images above {p['success_psnr']:g} dB",
+                f"share of images above {p.success_psnr:g} dB",
             ),
         ]
     return out
@@ -148,8 +143,8 @@ def summary_text(result: PruningRun) -> str:
         for r in result.ratios
     ]
     return (
-        f"In this run ({result.params['profile']} profile, "
-        f"{result.params['num_trials']} images), DLG's mean PSNR by pruning ratio: "
+        f"In this run ({result.params.profile} profile, "
+        f"{result.params.num_trials} images), DLG's mean PSNR by pruning ratio: "
         + "; ".join(parts)
         + "."
     )

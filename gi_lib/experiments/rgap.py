@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,51 +21,55 @@ from gi_lib.attacks.base import (
     pixel_space,
     simulated_gradients,
 )
-from gi_lib.experiments.single_image import single_thread
+from gi_lib.experiments.common import threads_text, uses_num_threads
 from gi_lib.fl import Observation
 from gi_lib.params import (
-    Param,
+    ExperimentParams,
     check_parameters,
-    common_parameters,
-    positive_numbers,
+    param,
     resolve_device,
 )
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "rgap"
 RGAP_MODELS = ("cnn6", "cnn6d", "fcn3")
-PARAMETERS: dict[str, Param] = {
-    **common_parameters(),
-    "deficient_model": Param(
-        str, choices=RGAP_MODELS, help="the rank-deficient variant attacked beside"
-    ),
-    "dlg_iterations": Param(int, minimum=1, help="L-BFGS steps of the DLG baseline"),
-    "sweep_widths": Param(
-        str, help="comma-separated widths of CNN6's second convolution"
-    ),
-    "sweep_strides": Param(
-        str, help="comma-separated strides of CNN6's first convolution"
-    ),
-    "sweep_images": Param(int, minimum=1, help="images attacked per swept network"),
-    "success_psnr": Param(float, minimum=0, help="PSNR (dB) counted as a recovery"),
-}
+DEVICES = ("cpu",)
+"""Where R-GAP runs: its closed-form solve is float64 linear algebra on the
+CPU (:mod:`gi_lib.attacks.rgap`), and the networks it inverts stay beside it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RGAPParams(ExperimentParams):
+    """The R-GAP notebook's parameters."""
+
+    model: str = param("the full-rank network R-GAP attacks", choices=RGAP_MODELS)
+    device: str = param(
+        "where to compute: R-GAP's float64 solve runs on the CPU (auto: the CPU)",
+        choices=("auto", *DEVICES),
+    )
+    deficient_model: str = param(
+        "the rank-deficient variant attacked beside", choices=RGAP_MODELS
+    )
+    dlg_iterations: int = param("L-BFGS steps of the DLG baseline", minimum=1)
+    sweep_widths: tuple[int, ...] = param(
+        "widths of CNN6's second convolution", minimum=1
+    )
+    sweep_strides: tuple[int, ...] = param(
+        "strides of CNN6's first convolution", minimum=1
+    )
+    sweep_images: int = param("images attacked per swept network", minimum=1)
+    success_psnr: float = param("PSNR (dB) counted as a recovery", minimum=0)
+
+
 NO_PAPER_NUMBER = (
     "no paper value: the paper's numbers could not be read from the sources "
     "available here, so none is cited"
 )
 
 
-def check(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the notebook's parameters (see :data:`PARAMETERS`)."""
-    params = check_parameters(values, PARAMETERS, notebook=NOTEBOOK)
-    for name in ("model", "deficient_model"):
-        if params[name] not in RGAP_MODELS:
-            raise ValueError(
-                f"{name}={params[name]!r}: R-GAP needs one of {', '.join(RGAP_MODELS)}."
-            )
-    positive_numbers("sweep_widths", params["sweep_widths"])
-    positive_numbers("sweep_strides", params["sweep_strides"])
-    return params
+def check(values: Mapping[str, Any]) -> RGAPParams:
+    """Check the notebook's parameters (see :class:`RGAPParams`)."""
+    return check_parameters(values, RGAPParams, notebook=NOTEBOOK)
 
 
 def dlg_logistic(
@@ -179,7 +184,7 @@ class SweepPoint:
 class RGAPRun:
     """Everything the notebook shows."""
 
-    params: dict[str, Any]
+    params: RGAPParams
     device: torch.device
     attacks: list[Attack]
     counts: dict[str, list[rgap.LayerCount]]
@@ -203,35 +208,31 @@ def swept_network(
         return models.RGAPNet(info, tuple(convs))
 
 
-def run(params: dict[str, Any], *, progress: bool = True) -> RGAPRun:
+@uses_num_threads
+def run(params: RGAPParams, *, progress: bool = True) -> RGAPRun:
     """Attack ``num_trials`` images on the full-rank and the deficient network,
-    then one or more images on each swept network."""
-    device = resolve_device(params["device"])
-    if device.type != "cpu":
-        device = torch.device("cpu")  # closed-form float64 linear algebra: CPU
-    with single_thread(device):
-        return _run(params, device, progress)
+    then one or more images on each swept network (on the CPU: :data:`DEVICES`)."""
+    device = resolve_device(params.device, supported=DEVICES)
+    return _run(params, device, progress)
 
 
-def _run(params: dict[str, Any], device: torch.device, progress: bool) -> RGAPRun:
-    info = data.dataset_info(params["dataset"])
-    seed = params["seed"]
-    count = max(params["num_trials"], params["sweep_images"])
-    victims, _, _ = data.sample_victims(
-        data.load_dataset(params["dataset"]), count, seed
-    )
+def _run(params: RGAPParams, device: torch.device, progress: bool) -> RGAPRun:
+    info = data.dataset_info(params.dataset)
+    seed = params.seed
+    count = max(params.num_trials, params.sweep_images)
+    victims, _, _ = data.sample_victims(data.load_dataset(params.dataset), count, seed)
     attacks, counts = [], {}
-    for name in dict.fromkeys((params["model"], params["deficient_model"])):
+    for name in dict.fromkeys((params.model, params.deficient_model)):
         net = models.build_model(name, info, seed=seed)
         counts[name] = rgap.rank_analysis(net, victims.shape[1:])
-        for i in range(params["num_trials"]):
+        for i in range(params.num_trials):
             attacks.append(
                 attack_image(
                     net,
                     victims[i : i + 1],
                     name=name,
                     index=i,
-                    dlg_iterations=params["dlg_iterations"],
+                    dlg_iterations=params.dlg_iterations,
                     seed=seed + i,
                 )
             )
@@ -244,18 +245,12 @@ def _run(params: dict[str, Any], device: torch.device, progress: bool) -> RGAPRu
     result = RGAPRun(params=params, device=device, attacks=attacks, counts=counts)
     if info.image_size != 32 or info.channels != 3:
         return result  # the sweep varies CIFAR's CNN6
-    settings = [
-        ("width", w, w, 2)
-        for w in positive_numbers("sweep_widths", params["sweep_widths"])
-    ]
-    settings += [
-        ("stride", s, 36, s)
-        for s in positive_numbers("sweep_strides", params["sweep_strides"])
-    ]
+    settings = [("width", w, w, 2) for w in params.sweep_widths]
+    settings += [("stride", s, 36, s) for s in params.sweep_strides]
     for varied, value, width, stride in settings:
         net = swept_network(info, width=width, stride=stride, seed=seed)
         counted = rgap.rank_deficiency_index(rgap.rank_analysis(net, victims.shape[1:]))
-        for i in range(params["sweep_images"]):
+        for i in range(params.sweep_images):
             attack = attack_image(
                 net,
                 victims[i : i + 1],
@@ -286,7 +281,7 @@ def examples_figure(result: RGAPRun) -> Figure:
     for name in names:
         columns += [f"R-GAP {name}", f"DLG {name}"]
     rows, titles = [], []
-    for i in range(result.params["num_trials"]):
+    for i in range(result.params.num_trials):
         row = [result.of(names[0])[i].truth]
         for name in names:
             attack = result.of(name)[i]
@@ -312,7 +307,7 @@ def sweep_figure(result: RGAPRun) -> Figure:
         for p in points:
             axis.annotate(str(p.value), (p.numerical_deficiency, p.psnr), fontsize=7)
     axis.axhline(
-        result.params["success_psnr"], color="black", linestyle="--", linewidth=0.8
+        result.params.success_psnr, color="black", linestyle="--", linewidth=0.8
     )
     axis.set_xscale("symlog", linthresh=10)
     axis.set_xlabel("unknowns minus rank, summed over layers")
@@ -371,7 +366,7 @@ def _mean(values: list[float]) -> float:
 def rows(result: RGAPRun) -> list[ResultRow]:
     """Scorecard rows: PSNR, MSE and seconds of R-GAP and DLG per network."""
     out = []
-    dataset = result.params["dataset"]
+    dataset = result.params.dataset
     for name in result.counts:
         attacks = result.of(name)
         n = len(attacks)
@@ -401,9 +396,9 @@ def rows(result: RGAPRun) -> list[ResultRow]:
                     "seconds",
                     _mean([getattr(a, f"{key}_seconds") for a in attacks]),
                     None,
-                    "per image, one CPU thread"
+                    f"per image, {threads_text(result.params.num_threads)}"
                     + (
-                        f", {result.params['dlg_iterations']} L-BFGS steps"
+                        f", {result.params.dlg_iterations} L-BFGS steps"
                         if method == "dlg"
                         else ""
                     ),
@@ -437,6 +432,4 @@ def summary_text(result: RGAPRun) -> str:
             f"{_mean([a.rgap_seconds for a in attacks]):.1f} s "
             f"and DLG in {_mean([a.dlg_seconds for a in attacks]):.1f} s per image"
         )
-    return (
-        f"In this run ({result.params['profile']} profile): " + "; ".join(parts) + "."
-    )
+    return f"In this run ({result.params.profile} profile): " + "; ".join(parts) + "."

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -63,25 +61,6 @@ def attack_one(
     )
 
 
-@contextmanager
-def single_thread(device: torch.device) -> Iterator[None]:
-    """Use one CPU thread inside the block (restored afterwards).
-
-    LeNet's layers are too small for intra-op parallelism to pay, and when the
-    machine is busy, torch's threads wait on each other: a DLG step measured
-    28 times slower with two threads than with one on a loaded 2-core machine.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def run_trials(
     dataset: str,
     attacks: tuple[AttackName, ...],
@@ -99,22 +78,6 @@ def run_trials(
     official iDLG code does), takes the client's FedSGD gradient, and runs
     every attack in ``attacks`` on the same observation with the same seed.
     """
-    with single_thread(device):
-        return _run_trials(
-            dataset, attacks, model, num_trials, seed, device, optim, progress
-        )
-
-
-def _run_trials(
-    dataset: str,
-    attacks: tuple[AttackName, ...],
-    model: str,
-    num_trials: int,
-    seed: int,
-    device: torch.device,
-    optim: OptimConfig,
-    progress: bool,
-) -> list[Trial]:
     info = data.dataset_info(dataset)
     victims, labels, _ = data.sample_victims(
         data.load_dataset(dataset), num_trials, seed
@@ -177,16 +140,15 @@ def idlg_label_accuracy(
     count = min(num_images, len(images))  # type: ignore[arg-type]
     victims, labels, _ = data.sample_victims(images, count, seed)
     correct = 0
-    with single_thread(device):
-        for i in range(count):
-            net = models.build_model(model, info, seed=seed + i).to(device)
-            observation = fl.observe_fedsgd(
-                net,
-                victims[i : i + 1].to(device),
-                labels[i : i + 1].to(device),
-                num_classes=info.num_classes,
-            )
-            correct += int(idlg.infer_labels(observation).item() == int(labels[i]))
+    for i in range(count):
+        net = models.build_model(model, info, seed=seed + i).to(device)
+        observation = fl.observe_fedsgd(
+            net,
+            victims[i : i + 1].to(device),
+            labels[i : i + 1].to(device),
+            num_classes=info.num_classes,
+        )
+        correct += int(idlg.infer_labels(observation).item() == int(labels[i]))
     return correct / count, count
 
 

@@ -64,6 +64,7 @@ model = "vertical_cnn"
 num_trials = 40
 seed = 0
 device = "auto"
+num_threads = 1
 batch_size = 10
 num_parties = 4
 batch_sizes = "5,10,20,40"

@@ -54,6 +54,7 @@ model = "lenet"
 num_trials = 6
 seed = 0
 device = "auto"
+num_threads = 1
 max_iterations = 300
 lr = 1.0
 success_psnr = 30.0

@@ -59,6 +59,7 @@ model = "lenet"
 num_trials = 5
 seed = 0
 device = "auto"
+num_threads = 1
 max_iterations = 300
 lr = 1.0
 stop_loss = 1e-6

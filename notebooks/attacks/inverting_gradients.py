@@ -62,6 +62,7 @@ model = "convnet16"
 num_trials = 2
 seed = 0
 device = "auto"
+num_threads = 1
 max_iterations = 200
 lr = 0.1
 tv_weight = 1e-4

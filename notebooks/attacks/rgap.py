@@ -58,6 +58,7 @@ model = "cnn6"
 num_trials = 2
 seed = 0
 device = "auto"
+num_threads = 1
 deficient_model = "cnn6d"
 dlg_iterations = 50
 sweep_widths = "12,20,28"

@@ -66,6 +66,7 @@ model = "smallconv16"
 num_trials = 2
 seed = 0
 device = "auto"
+num_threads = 1
 batch_size = 4
 max_iterations = 2000
 lr = 0.1
