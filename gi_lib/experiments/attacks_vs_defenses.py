@@ -100,7 +100,7 @@ def check(values: Mapping[str, Any]) -> EvaluationParams:
     """Check the parameters (see :class:`EvaluationParams`): ``upper`` at least
     ``1/k`` and ``1/combined_k``; the checkpoints sorted, without repeats."""
     params = check_parameters(values, EvaluationParams, notebook=NOTEBOOK)
-    check_upper(params, "k", "combined_k")
+    check_upper(params.upper, k=params.k, combined_k=params.combined_k)
     return dataclasses.replace(
         params, checkpoints=tuple(sorted(set(params.checkpoints)))
     )

@@ -13,7 +13,6 @@ import torch
 from gi_lib.params import ExperimentParams, ParameterError, param
 
 R = TypeVar("R")
-P = TypeVar("P", bound=ExperimentParams)
 
 MAX_MIXED = 8
 """The most images MixUp and InstaHide mix in these experiments."""
@@ -80,19 +79,19 @@ def upper_param(help: str = "largest coefficient c_2") -> Any:
     return param(help, above=0.0, maximum=1.0)
 
 
-def check_upper(params: P, *counts: str) -> P:
-    """Check ``params.upper >= 1/k`` for each field named in ``counts``.
+def check_upper(upper: float, **counts: int) -> None:
+    """Check ``upper >= 1/k`` for each mixed-image count, given by field name.
+
+    Example: ``check_upper(params.upper, k=params.k)``.
 
     Raises:
         ParameterError: ``k`` coefficients summing to one cannot all stay at
             or below ``upper``.
     """
-    for name in counts:
-        k = getattr(params, name)
-        if params.upper < 1 / k:  # type: ignore[attr-defined]
+    for name, k in counts.items():
+        if upper < 1 / k:
             raise ParameterError(
-                f"upper = {params.upper:g} is below 1/{name} = {1 / k:.3f}: "  # type: ignore[attr-defined]
-                f"{k} coefficients summing to 1 cannot all stay at or below it; "
-                f"raise upper or {name}."
+                f"upper = {upper:g} is below 1/{name} = {1 / k:.3f}: {k} "
+                "coefficients summing to 1 cannot all stay at or below it; "
+                f"raise upper or lower {name}."
             )
-    return params

@@ -56,7 +56,8 @@ __all__ = ["accuracy_figure", "examples_figure", "summary_text"]
 def check(values: Mapping[str, Any]) -> InstaHideParams:
     """Check the parameters (see :class:`InstaHideParams`), ``upper >= 1/k``."""
     params = check_parameters(values, InstaHideParams, notebook=NOTEBOOK)
-    return check_upper(params, "k")
+    check_upper(params.upper, k=params.k)
+    return params
 
 
 def public_partners(k: int) -> int:
