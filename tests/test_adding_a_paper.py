@@ -29,6 +29,7 @@ from gi_lib.attacks import priors, registry
 from gi_lib.attacks.base import Reconstruction
 from gi_lib.defenses.aggregation import SERVER, DropoutSchedule, ProtocolAbort
 from gi_lib.papers import PAPERS, Paper
+from gi_lib.params import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "adding-a-paper.md"
@@ -119,6 +120,35 @@ def test_the_page_attack_registers_by_name_and_reconstructs_mnist(
     # dB); the initial noise scores about 5 dB.
     assert float(metrics.psnr(reconstruction.images, truth)) > 30.0
     assert reconstruction.history[0]["psnr"] < 10.0
+
+
+def test_the_page_driver_declares_and_checks_its_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "page_mypaper_driver.py"
+    source.write_text(_code("gi_lib/experiments/mypaper.py"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(source.stem, source)
+    assert spec is not None and spec.loader is not None
+    driver = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, source.stem, driver)
+    spec.loader.exec_module(driver)
+    values = {
+        "profile": "smoke",
+        "dataset": "mnist",
+        "model": "lenet",
+        "num_trials": 1,
+        "seed": 0,
+        "device": "cpu",
+        "num_threads": 1,
+        "max_iterations": 4,
+        "batch_sizes": "1,2",
+    }
+    params = driver.check(values)
+    assert isinstance(params, driver.MyPaperParams)
+    assert params.batch_sizes == (1, 2)
+    with pytest.raises(ParameterError, match="batch_sizes"):
+        driver.check({**values, "batch_sizes": "1,0"})
+    driver.run(params)  # runs inside the thread setting
 
 
 def test_the_page_overrides_reach_the_loop_and_the_new_prior(
