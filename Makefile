@@ -26,6 +26,8 @@ BUILD ?= _build
 PROFILE ?=
 # Extra flags for gi_lib.runner, e.g. RUNNER_FLAGS=--log-output to watch progress.
 RUNNER_FLAGS ?=
+# Extra flags for benchmarks/bench_attacks.py, e.g. BENCH_FLAGS=--compile.
+BENCH_FLAGS ?=
 
 # PY=/path/to/python on the command line uses that interpreter as it is;
 # otherwise the first use creates $(VENV) and installs into it, once.
@@ -82,7 +84,7 @@ lint: $(INSTALL)
 	$(PY) -m ruff format --check .
 
 bench: $(INSTALL)
-	$(PY) benchmarks/bench_attacks.py
+	$(PY) benchmarks/bench_attacks.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD)
