@@ -5,12 +5,15 @@ observes a client and runs the page's attack (built by name with
 ``build_attack``, or the paper's own entry point where the attack runs
 alongside training), scores it, and then the visible
 ``result = experiment.run(params)``. Cells removed from the page hold only
-imports and the page's bookkeeping (:class:`gi_lib.notebook.Page`).
+imports and the page's bookkeeping (:class:`gi_lib.notebook.Page`). The
+notebook that the book's page "Adding a paper" shows a contributor follows
+the same rules.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import jupytext
@@ -21,6 +24,9 @@ NOTEBOOKS = sorted(
     path.relative_to(ROOT / "notebooks").with_suffix("").as_posix()
     for path in (ROOT / "notebooks").glob("*/*.py")
 )
+# The notebook on the page "Adding a paper": its Python block for this file.
+SKELETON = "book/adding-a-paper.md"
+SKELETON_FILE = "notebooks/attacks/mypaper.py"
 # Tags that take a cell's code off the page (hide-input only collapses it).
 REMOVED = {"remove-cell", "remove-input"}
 HIDDEN = REMOVED | {"hide-input", "hide-cell"}
@@ -42,12 +48,26 @@ THREAT_MODEL_FLAGS = {
         "reveal_labels",
         "reveal_bn_statistics",
     },
+    SKELETON: {"reveal_labels"},
 }
+PAGES = [*NOTEBOOKS, SKELETON]
+
+
+def skeleton_source() -> str:
+    """The notebook source that the page "Adding a paper" shows."""
+    text = (ROOT / SKELETON).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, re.M | re.S)
+    found = [b for b in blocks if b.splitlines()[0] == f"# {SKELETON_FILE}"]
+    assert len(found) == 1, f"{SKELETON} shows no (or several) {SKELETON_FILE}"
+    return found[0].split("\n", 1)[1]
 
 
 def _code_cells(key: str) -> list[tuple[set[str], ast.Module]]:
     """``(tags, parsed source)`` of the notebook's code cells, in order."""
-    notebook = jupytext.read(ROOT / "notebooks" / f"{key}.py")
+    if key == SKELETON:
+        notebook = jupytext.reads(skeleton_source(), fmt="py:percent")
+    else:
+        notebook = jupytext.read(ROOT / "notebooks" / f"{key}.py")
     return [
         (set(cell.metadata.get("tags", [])), ast.parse(cell.source))
         for cell in notebook.cells
@@ -73,10 +93,10 @@ def _visible(key: str) -> list[ast.Module]:
 
 def test_every_notebook_is_checked() -> None:
     assert len(NOTEBOOKS) >= 10
-    assert set(THREAT_MODEL_FLAGS) | {"attacks/rgap", "attacks/cafe"} == set(NOTEBOOKS)
+    assert set(THREAT_MODEL_FLAGS) | {"attacks/rgap", "attacks/cafe"} == set(PAGES)
 
 
-@pytest.mark.parametrize("key", NOTEBOOKS)
+@pytest.mark.parametrize("key", PAGES)
 def test_the_worked_example_observes_a_client_attacks_and_scores(key: str) -> None:
     attack_call = ATTACK_CALLS.get(key, "build_attack")
     examples = [
@@ -95,7 +115,7 @@ def test_the_worked_example_observes_a_client_attacks_and_scores(key: str) -> No
     assert not missing, f"{key}: the example hides the threat model's {missing}"
 
 
-@pytest.mark.parametrize("key", NOTEBOOKS)
+@pytest.mark.parametrize("key", PAGES)
 def test_the_run_is_visible(key: str) -> None:
     runs = [
         tree
@@ -139,7 +159,7 @@ def _is_bookkeeping(statement: ast.stmt) -> bool:
     )
 
 
-@pytest.mark.parametrize("key", NOTEBOOKS)
+@pytest.mark.parametrize("key", PAGES)
 def test_removed_cells_hold_only_bookkeeping(key: str) -> None:
     for tags, tree in _code_cells(key):
         if tags & REMOVED:
