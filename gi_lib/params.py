@@ -342,9 +342,10 @@ def datasets_param(help: str = "data sets, each run in turn") -> Any:
 def new_names(namespace: Mapping[str, Any], baseline: Iterable[str]) -> dict[str, Any]:
     """Variables defined after ``baseline`` was taken, without private names.
 
-    A notebook takes ``baseline = set(globals())`` before its parameters cell;
-    the names that appear afterwards are the parameters, including any that
-    papermill injected, so an unknown injected name is caught.
+    A notebook's page (:class:`gi_lib.notebook.Page`) takes the baseline
+    before the parameters cell; the names that appear afterwards are the
+    parameters, including any that papermill injected, so an unknown injected
+    name is caught.
     """
     before = set(baseline)
     return {

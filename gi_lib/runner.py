@@ -495,7 +495,7 @@ def _execute(
             raise RunnerError(
                 f"{source.key} ran with the {profile!r} profile but wrote no "
                 f"results file {results_file}; a paper notebook ends with "
-                f"gi_lib.results.write_results({source.stem!r}, ...)."
+                "page.finish(result, rows) (gi_lib.notebook.Page), which writes it."
             )
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, target)

@@ -68,7 +68,15 @@ class BottomModel(nn.Module):
 
 class VerticalModel(nn.Module):
     """The parties' bottom models and the server's top model (one linear layer
-    on the concatenated embeddings)."""
+    on the concatenated embeddings).
+
+    Args:
+        slice_shapes: each party's feature shape (:func:`split_features`).
+        num_classes: outputs of the top model.
+        channels, hidden, embedding: sizes of the bottom models.
+        seed: draw the initial weights from this seed (torch's global random
+            state is left as it was); ``None`` draws them from that state.
+    """
 
     def __init__(
         self,
@@ -78,14 +86,18 @@ class VerticalModel(nn.Module):
         channels: int = 8,
         hidden: int = 128,
         embedding: int = 16,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.slice_shapes = [tuple(s) for s in slice_shapes]
-        self.parties = nn.ModuleList(
-            BottomModel(s, channels=channels, hidden=hidden, embedding=embedding)
-            for s in slice_shapes
-        )
-        self.top = nn.Linear(embedding * len(slice_shapes), num_classes)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.parties = nn.ModuleList(
+                BottomModel(s, channels=channels, hidden=hidden, embedding=embedding)
+                for s in slice_shapes
+            )
+            self.top = nn.Linear(embedding * len(slice_shapes), num_classes)
 
     def forward(self, slices: Sequence[torch.Tensor]) -> torch.Tensor:
         embeddings = [party(x) for party, x in zip(self.parties, slices, strict=True)]

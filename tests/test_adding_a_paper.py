@@ -15,14 +15,18 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import json
 import re
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
+import jupytext
 import pytest
 import torch
 import yaml
+from matplotlib.figure import Figure
 
 from gi_lib import book, data, fl, metrics, models
 from gi_lib.attacks import priors, registry
@@ -30,6 +34,7 @@ from gi_lib.attacks.base import Reconstruction
 from gi_lib.defenses.aggregation import SERVER, DropoutSchedule, ProtocolAbort
 from gi_lib.papers import PAPERS, Paper
 from gi_lib.params import ParameterError
+from gi_lib.results import RESULTS_ENV, ResultRow
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "adding-a-paper.md"
@@ -92,7 +97,7 @@ def _random_images(info: data.DatasetInfo, count: int, *, seed: int) -> torch.Te
 # --- a new optimisation attack ------------------------------------------------
 
 
-def test_the_page_attack_registers_by_name_and_reconstructs_mnist(
+def test_the_page_attack_registers_and_its_notebook_runs_on_mnist(
     mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch_registries
 ) -> None:
     assert "mypaper" not in registry.attack_names()  # a name no real attack has
@@ -103,14 +108,19 @@ def test_the_page_attack_registers_by_name_and_reconstructs_mnist(
     assert entry.config_type is module.MyPaperConfig
     assert entry.reconstruct is module.reconstruct
 
-    # The worked example, with the values of a parameters cell.
-    namespace: dict[str, Any] = {
-        "dataset": "mnist",
-        "model": "lenet",
-        "seed": 0,
-        "max_iterations": 10,
-    }
-    exec(_code("notebooks/attacks/mypaper.py"), namespace)
+    # The page's notebook, cell by cell, as papermill runs it with the smoke
+    # profile's overrides; its driver is the page's declaration of the
+    # parameters, with stand-ins for what the run computes.
+    results = tmp_path / "results"
+    monkeypatch.setenv(RESULTS_ENV, str(results))
+    monkeypatch.setitem(
+        sys.modules,
+        "gi_lib.experiments.mypaper",
+        _stand_in_driver(tmp_path, monkeypatch),
+    )
+    namespace = _run_page_notebook(
+        {"profile": "smoke", "num_trials": 1, "max_iterations": 10, "device": "cpu"}
+    )
     reconstruction = namespace["reconstruction"]
     truth = namespace["true_images"]
     assert isinstance(reconstruction, Reconstruction)
@@ -120,11 +130,17 @@ def test_the_page_attack_registers_by_name_and_reconstructs_mnist(
     # dB); the initial noise scores about 5 dB.
     assert float(metrics.psnr(reconstruction.images, truth)) > 30.0
     assert reconstruction.history[0]["psnr"] < 10.0
+    # The page's bookkeeping wrote the results file.
+    record = json.loads((results / "mypaper.json").read_text(encoding="utf-8"))
+    assert record["profile"] == "smoke"
+    assert record["parameters"]["max_iterations"] == 10
+    assert record["parameters"]["batch_sizes"] == [1, 2, 4]
+    assert record["environment"]["threads"] == 1
+    assert [row["experiment"] for row in record["rows"]] == ["mnist/lenet/bs1"]
 
 
-def test_the_page_driver_declares_and_checks_its_parameters(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _import_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The page's ``gi_lib/experiments/mypaper.py``, imported from tmp."""
     source = tmp_path / "page_mypaper_driver.py"
     source.write_text(_code("gi_lib/experiments/mypaper.py"), encoding="utf-8")
     spec = importlib.util.spec_from_file_location(source.stem, source)
@@ -132,6 +148,48 @@ def test_the_page_driver_declares_and_checks_its_parameters(
     driver = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, source.stem, driver)
     spec.loader.exec_module(driver)
+    return driver
+
+
+def _stand_in_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The page's driver: its parameters and check, and stand-ins for the rest."""
+    driver = _import_driver(tmp_path, monkeypatch)
+    return types.SimpleNamespace(
+        NOTEBOOK=driver.NOTEBOOK,
+        check=driver.check,
+        run=lambda params: types.SimpleNamespace(
+            params=params, device=torch.device("cpu")
+        ),
+        psnr_figure=lambda result: Figure(),
+        summary_text=lambda result: "A summary.",
+        rows=lambda result: [
+            ResultRow.against("mnist/lenet/bs1", "psnr", 1.0, None, "a stand-in")
+        ],
+    )
+
+
+def _run_page_notebook(injected: dict[str, Any]) -> dict[str, Any]:
+    """Run the page's notebook cells in one namespace, ``injected`` after the
+    parameters cell (as papermill does), and return the namespace."""
+    source = _code("notebooks/attacks/mypaper.py").split("\n", 1)[1]
+    notebook = jupytext.reads(source, fmt="py:percent")
+    namespace: dict[str, Any] = {}
+    threads = torch.get_num_threads()
+    try:
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                exec(cell.source, namespace)
+                if "parameters" in cell.metadata.get("tags", []):
+                    namespace.update(injected)
+    finally:
+        torch.set_num_threads(threads)  # the page set its own
+    return namespace
+
+
+def test_the_page_driver_declares_and_checks_its_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = _import_driver(tmp_path, monkeypatch)
     values = {
         "profile": "smoke",
         "dataset": "mnist",

@@ -108,3 +108,25 @@ def test_the_server_view_holds_no_features(mnist):
 def test_batch_larger_than_the_set_is_rejected(mnist):
     with pytest.raises(ValueError, match="batch_size"):
         _training(mnist, samples=4, batch=5)
+
+
+def test_a_seeded_vertical_model_is_repeatable_and_leaves_torch_alone(mnist):
+    images, _, _ = data.sample_victims(mnist, 4, seed=0)
+    shapes = [s.shape[1:] for s in vertical.split_features(images, 2)]
+    state = torch.random.get_rng_state()
+    first = vertical.VerticalModel(shapes, 10, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    second = vertical.VerticalModel(shapes, 10, seed=3)
+    other = vertical.VerticalModel(shapes, 10, seed=4)
+    for a, b, c in zip(
+        first.parameters(), second.parameters(), other.parameters(), strict=True
+    ):
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
+    # The same weights as drawn right after torch.manual_seed(3), as the
+    # CAFE driver draws its models.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        drawn = vertical.VerticalModel(shapes, 10)
+    for a, b in zip(first.parameters(), drawn.parameters(), strict=True):
+        assert torch.equal(a, b)

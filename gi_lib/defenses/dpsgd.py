@@ -21,6 +21,7 @@ batches, the usual approximation (Abadi et al. also use fixed-size lots).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from opacus import GradSampleModule
@@ -60,7 +61,13 @@ def per_sample_gradients(
     wrapped = GradSampleModule(copy.deepcopy(model).train(), loss_reduction="sum")
     parameters = [p for p in wrapped.parameters() if p.requires_grad]
     loss = fl.cross_entropy(wrapped(images), targets) * images.shape[0]
-    loss.backward()
+    with warnings.catch_warnings():
+        # opacus's hooks capture the gradients of module outputs; torch warns
+        # that they fire although the images need no gradient, which is so here.
+        warnings.filterwarnings(
+            "ignore", message="Full backward hook is firing", category=UserWarning
+        )
+        loss.backward()
     samples = tuple(p.grad_sample.detach().clone() for p in parameters)  # type: ignore[union-attr]
     wrapped._close()
     return samples

@@ -46,16 +46,14 @@
 # embeddings and batch-averaged gradients. It never sees a party's features.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import cafe as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -74,10 +72,64 @@ train_lr = 1e-6
 dlg_iterations = 50
 num_shown = 6
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# The server trains vertically on `num_trials` samples, each image cut into
+# `num_parties` strips, one per party. Each training step returns the server's
+# view of that step and nothing else (batch indices, labels, models,
+# embeddings and gradients), and CAFE takes one `update` per step, alongside
+# training, for this page's number of steps. (`build_attack("cafe")` replays
+# a recorded run through the same updates.)
+
+# %%
+from gi_lib import data, metrics, vertical
+from gi_lib.attacks import cafe
+
+info = data.dataset_info(params.dataset)
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name, "train"), params.num_trials, params.seed
+)
+strips = vertical.split_features(true_images, params.num_parties)
+net = vertical.VerticalModel(
+    [s.shape[1:] for s in strips], info.num_classes, seed=params.seed
+)
+training = vertical.VerticalTraining(
+    net,
+    true_images,
+    true_labels,
+    batch_size=params.batch_size,
+    lr=params.train_lr,
+    seed=params.seed,
+)
+layer = net.parties[0].first_fc  # the layer CAFE reads (the server holds the models)
+attack = cafe.CAFE(
+    params.num_trials,
+    net.slice_shapes,
+    hidden=layer.out_features,
+    feature_size=layer.in_features,
+    seed=params.seed,
+)
+for _ in range(params.iterations):
+    attack.update(training.step())  # what the server saw in one step
+psnr = metrics.psnr(attack.images(), true_images)
+print(f"after {params.iterations} steps: mean PSNR {float(psnr.mean()):.1f} dB")
+
+# %% [markdown]
+# ## The experiments
+#
+# The page's driver, `gi_lib.experiments.cafe`, runs this for each batch size
+# and each number of parties swept (the page's own `batch_size` and
+# `num_parties` are the run above), and DLG on the first batch of the same
+# training. CAFE keeps its per-sample state on the CPU.
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("cafe_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("cafe_sweeps", experiment.sweep_figure(result), display=False)
 glue("cafe_examples", experiment.examples_figure(result), display=False)
@@ -124,11 +176,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

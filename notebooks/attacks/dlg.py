@@ -36,16 +36,14 @@
 # knows the batch size, and nothing else.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import dlg as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -60,10 +58,57 @@ lr = 1.0
 success_psnr = 30.0
 num_shown = 3
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# The client computes one FedSGD gradient of one private image on a freshly
+# initialised LeNet. The attacker receives the model and that gradient, and
+# not the label (`reveal_labels=False`). DLG, built by name with this page's
+# step size and iteration budget, optimises a dummy image and dummy label
+# logits until their gradient matches the observed one; PSNR compares its
+# image with the private one.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset[0])
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name), 1, params.seed
+)
+true_images, true_labels = true_images.to(device), true_labels.to(device)
+net = models.build_model(params.model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net, true_images, true_labels, num_classes=info.num_classes, reveal_labels=False
+)
+attack = build_attack(
+    "dlg", lr=params.lr, max_iterations=params.max_iterations, on_divergence="stop"
+)
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(
+    f"{info.name}: PSNR {psnr:.1f} dB, label {int(reconstruction.labels)} "
+    f"(true label {int(true_labels)})"
+)
+
+# %% [markdown]
+# ## The experiment
+#
+# The page's driver, `gi_lib.experiments.dlg`, runs this attack on
+# `num_trials` images of each data set, each on its own freshly initialised
+# network, and keeps snapshots of the reconstruction for the figures. Its first
+# image of the first data set is the one attacked above. A run that diverges
+# stops there and counts as a failure (`on_divergence="stop"`).
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("dlg_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("dlg_iterations", experiment.iterations_figure(result), display=False)
 glue("dlg_psnr_curves", experiment.psnr_figure(result), display=False)
@@ -104,11 +149,4 @@ rows_frame(rows)
 # {glue:md}`dlg_summary`
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

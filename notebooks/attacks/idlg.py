@@ -40,17 +40,15 @@
 # cheap and runs on `num_label_images` images.
 
 # %% tags=["remove-cell"]
-import time
-
 import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import idlg as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -67,10 +65,59 @@ num_label_images = 1000
 success_psnr = 30.0
 num_shown = 2
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# DLG's setting: one private image, a freshly initialised LeNet, and an
+# attacker who sees the model and the gradient but not the label
+# (`reveal_labels=False`). iDLG, built by name with this page's step size,
+# budget and stopping loss, reads the label off the last layer's gradient,
+# then matches the gradient with the image alone.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset[0])
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name), 1, params.seed
+)
+true_images, true_labels = true_images.to(device), true_labels.to(device)
+net = models.build_model(params.model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net, true_images, true_labels, num_classes=info.num_classes, reveal_labels=False
+)
+attack = build_attack(
+    "idlg",
+    lr=params.lr,
+    max_iterations=params.max_iterations,
+    stop_loss=params.stop_loss,
+    on_divergence="stop",
+)
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(
+    f"{info.name}: label read off the gradient {int(reconstruction.labels)} "
+    f"(true label {int(true_labels)}), PSNR {psnr:.1f} dB"
+)
+
+# %% [markdown]
+# ## The experiment
+#
+# The page's driver, `gi_lib.experiments.idlg`, runs DLG and iDLG on the same
+# observations of `num_trials` images per data set (the first is the one
+# above), each image on its own freshly initialised network, and iDLG's label
+# rule alone on `num_label_images` further images.
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("idlg_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("idlg_labels", experiment.label_figure(result), display=False)
 glue("idlg_comparison", experiment.comparison_figure(result), display=False)
@@ -118,11 +165,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

@@ -44,16 +44,14 @@
 # steps and number of images) and the model.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import inverting_gradients as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -80,10 +78,64 @@ batch_sizes = "1,2,4,8"
 batch_iterations = 150
 num_shown = 2
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# One private image, the untrained ConvNet with BatchNorm in eval mode
+# (`model_mode="eval"`: the client and the attacker normalise with the running
+# statistics), and an attacker who knows the label (`reveal_labels=True`). The
+# attack, built by name with this page's step size, budget, restarts and TV
+# weight, matches the gradient's direction by signed Adam in the normalised
+# image space, inside the box of valid pixels.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset)
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name), 1, params.seed
+)
+true_images, true_labels = true_images.to(device), true_labels.to(device)
+net = models.build_model(params.model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net,
+    true_images,
+    true_labels,
+    num_classes=info.num_classes,
+    reveal_labels=True,
+    model_mode="eval",
+)
+attack = build_attack(
+    "inverting",
+    lr=params.lr,
+    max_iterations=params.max_iterations,
+    restarts=params.restarts,
+    tv_weight=params.tv_weight,
+    on_divergence="stop",
+)
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(f"untrained {params.model}, {params.max_iterations} steps: PSNR {psnr:.1f} dB")
+
+# %% [markdown]
+# ## The experiments
+#
+# The page's driver, `gi_lib.experiments.inverting_gradients`, trains the
+# network (cached), then runs the paper's experiments: DLG's L2 attack and this
+# one on `num_trials` images of the untrained and the trained network (the
+# first untrained image is the one above), FedAvg updates of several local
+# steps, and batches of several images.
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("ig_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("ig_examples", experiment.examples_figure(result), display=False)
 glue("ig_fedavg_images", experiment.fedavg_figure(result), display=False)
@@ -169,11 +221,4 @@ rows_frame(rows)
 # {glue:md}`ig_summary`
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

@@ -36,16 +36,14 @@
 # **Threat model.** The attacker sees the model and the noised gradient.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import dpsgd as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -66,10 +64,59 @@ noise_multipliers = "0.5,1.0,2.0"
 clip_norm = 1.0
 delta = 1e-5
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# One private image and DLG's LeNet (no BatchNorm). The client clips the
+# image's gradient to `clip_norm` and adds Gaussian noise before sending it:
+# the defense is part of the client's step (`defense=`), so the attacker
+# observes only the noised gradient. DLG, built by name with this page's
+# budget, attacks it at the page's first noise multiplier; PSNR is against the
+# private image.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.defenses import DPSGD
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset)
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name), 1, params.seed
+)
+true_images, true_labels = true_images.to(device), true_labels.to(device)
+net = models.build_model(params.attack_model, info, seed=params.seed).to(device)
+noise_multiplier = params.noise_multipliers[0]
+observation = fl.observe_fedsgd(
+    net,
+    true_images,
+    true_labels,
+    num_classes=info.num_classes,
+    defense=DPSGD(
+        clip_norm=params.clip_norm, noise_multiplier=noise_multiplier, seed=params.seed
+    ),
+)
+attack = build_attack("dlg", max_iterations=params.max_iterations, on_divergence="stop")
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(f"noise multiplier {noise_multiplier:g}: PSNR {psnr:.1f} dB")
+
+# %% [markdown]
+# ## The experiment
+#
+# The page's driver, `gi_lib.experiments.dpsgd`, trains the utility model
+# without and with DP-SGD at each noise multiplier (cached), and attacks
+# `num_trials` images this way without a defense and at each multiplier (its
+# first image at the first multiplier is the one above).
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("dpsgd_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("dpsgd_tradeoff", experiment.tradeoff_figure(result), display=False)
 glue("dpsgd_examples", experiment.examples_figure(result), display=False)
@@ -105,11 +152,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

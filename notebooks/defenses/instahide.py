@@ -43,16 +43,14 @@
 # encrypted batch; the partners, coefficients and mask are the client's key.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import instahide as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -73,10 +71,57 @@ k = 4
 upper = 0.65
 public_images = 1000
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# One private image, the client's other images it is mixed with, and DLG's
+# LeNet. The client trains on the encoding (MixUp of `k` images, then a random
+# sign flip of every pixel): the defense is part of the client's step
+# (`defense=`), so the attacker observes only the gradient of the encoded
+# batch, and not the key (partners, coefficients, mask). DLG, built by name
+# with this page's budget, attacks it; PSNR is against the private image.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.defenses import InstaHide
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset)
+images, labels, _ = data.sample_victims(data.load_dataset(info.name), 65, params.seed)
+true_images, true_labels = images[:1].to(device), labels[:1].to(device)
+partners = (images[1:], labels[1:])  # the client's other images
+net = models.build_model(params.attack_model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net,
+    true_images,
+    true_labels,
+    num_classes=info.num_classes,
+    defense=InstaHide(
+        params.k, upper=params.upper, pool=partners, center=info.mean, seed=params.seed
+    ),
+)
+attack = build_attack("dlg", max_iterations=params.max_iterations, on_divergence="stop")
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(f"InstaHide k={params.k}: PSNR {psnr:.1f} dB against the private image")
+
+# %% [markdown]
+# ## The experiment
+#
+# The page's driver, `gi_lib.experiments.instahide`, trains the utility model
+# without InstaHide, with it and with cross-dataset InstaHide (cached), and
+# attacks `num_trials` images this way without a defense, through MixUp of the
+# same `k` images and through both InstaHide variants.
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("instahide_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("instahide_accuracy", experiment.accuracy_figure(result), display=False)
 glue("instahide_examples", experiment.examples_figure(result), display=False)
@@ -111,11 +156,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

@@ -35,16 +35,14 @@
 # batch; it does not know the partners or the coefficients.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import mixup as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -63,10 +61,55 @@ batch_size = 64
 num_shown = 2
 alpha = 1.0
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# One private image, the client's other images that MixUp mixes it with, and
+# DLG's LeNet. The client trains on the mixture: the defense is part of the
+# client's step (`defense=`), so the attacker observes only the gradient of
+# the mixed batch, and neither the partners nor the coefficients. DLG, built
+# by name with this page's budget, attacks it; PSNR is against the private
+# image.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.defenses import MixUp
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset)
+images, labels, _ = data.sample_victims(data.load_dataset(info.name), 65, params.seed)
+true_images, true_labels = images[:1].to(device), labels[:1].to(device)
+partners = (images[1:], labels[1:])  # the client's other images
+net = models.build_model(params.attack_model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net,
+    true_images,
+    true_labels,
+    num_classes=info.num_classes,
+    defense=MixUp(2, alpha=params.alpha, pool=partners, seed=params.seed),
+)
+attack = build_attack("dlg", max_iterations=params.max_iterations, on_divergence="stop")
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(f"MixUp of 2 images: PSNR {psnr:.1f} dB against the private image")
+
+# %% [markdown]
+# ## The experiment
+#
+# The page's driver, `gi_lib.experiments.mixup`, trains the utility model
+# with ERM and with MixUp (cached), and attacks `num_trials` images this way
+# without a defense, through MixUp of two images and through Huang et al.'s
+# MixUp of four.
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("mixup_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("mixup_accuracy", experiment.accuracy_figure(result), display=False)
 glue("mixup_examples", experiment.examples_figure(result), display=False)
@@ -102,11 +145,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

@@ -38,16 +38,14 @@
 # knows the batch size, and nothing else.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import pruning as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -62,10 +60,54 @@ max_iterations = 100
 success_psnr = 30.0
 num_shown = 2
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# One private image and a freshly initialised LeNet. The client prunes its
+# gradient before sending it: the defense is part of the client's step
+# (`defense=`), so the attacker observes only the pruned gradient. DLG, built
+# by name with this page's budget, attacks it at the largest ratio of the
+# page; PSNR is against the private image.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.defenses import GradientPruning
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset)
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name), 1, params.seed
+)
+true_images, true_labels = true_images.to(device), true_labels.to(device)
+net = models.build_model(params.model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net,
+    true_images,
+    true_labels,
+    num_classes=info.num_classes,
+    defense=GradientPruning(params.ratios[-1], seed=params.seed),
+)
+attack = build_attack("dlg", max_iterations=params.max_iterations, on_divergence="stop")
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+psnr = float(metrics.psnr(reconstruction.images, true_images))
+print(f"pruning {params.ratios[-1]:.0%} of each layer's gradient: PSNR {psnr:.1f} dB")
+
+# %% [markdown]
+# ## The experiment
+#
+# The page's driver, `gi_lib.experiments.pruning`, attacks `num_trials` images
+# this way at every ratio, with the same network and initialisation for an
+# image at every ratio (its first image is the one above).
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("pruning_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("pruning_psnr", experiment.psnr_figure(result), display=False)
 glue("pruning_examples", experiment.examples_figure(result), display=False)
@@ -103,11 +145,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

@@ -48,16 +48,14 @@
 # images, matched one-to-one.
 
 # %% tags=["remove-cell"]
-import time
-
 from IPython.display import HTML, Markdown
 from myst_nb import glue
 
 from gi_lib.experiments import attacks_vs_defenses as experiment
-from gi_lib.params import new_names
-from gi_lib.results import rows_frame, write_results
+from gi_lib.notebook import Page
+from gi_lib.results import rows_frame
 
-_baseline = set(globals())
+page = Page(experiment, globals())
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -87,10 +85,70 @@ train_lr = 0.01
 train_batch_size = 64
 num_shown = 2
 
-# %% tags=["remove-cell"]
-params = experiment.check(new_names(globals(), _baseline))
-_start = time.perf_counter()
+# %%
+params = page.check(globals())
+
+# %% [markdown]
+# ## One attack, step by step
+#
+# One private batch of `batch_size` images and the model at initialisation
+# (the run below attacks the checkpoint after `attack_epoch` epochs, and the
+# other checkpoints for the course figure). The client computes its gradient
+# with BatchNorm in train mode (`model_mode="train"`), and the attacker has
+# the strong assumptions: the labels (`reveal_labels=True`) and the BatchNorm
+# statistics of the batch (`reveal_bn_statistics=True`). The BatchNorm-prior
+# attack, built by name with this page's budget and GradAttack's strong
+# weights, pulls its dummy batch's statistics towards the revealed ones. The
+# reconstructed batch comes in no order, so it is matched one-to-one to the
+# private images before scoring.
+
+# %%
+from gi_lib import data, fl, metrics, models
+from gi_lib.attacks import build_attack
+from gi_lib.params import resolve_device
+
+device = resolve_device(params.device)
+info = data.dataset_info(params.dataset)
+true_images, true_labels, _ = data.sample_victims(
+    data.load_dataset(info.name), params.batch_size, params.seed
+)
+true_images, true_labels = true_images.to(device), true_labels.to(device)
+net = models.build_model(params.model, info, seed=params.seed).to(device)
+observation = fl.observe_fedsgd(
+    net,
+    true_images,
+    true_labels,
+    num_classes=info.num_classes,
+    model_mode="train",
+    defense=None,  # the run below also attacks through each defense
+    reveal_labels=True,
+    reveal_bn_statistics=True,
+)
+attack = build_attack(
+    "bn_prior",
+    bn_target="observed",
+    max_iterations=params.max_iterations,
+    lr=params.lr,
+    tv_weight=params.tv_weight,
+    bn_statistics_weight=params.bn_weight,
+)
+reconstruction = attack.reconstruct(observation, seed=params.seed)
+order = metrics.best_matching(reconstruction.images, true_images)
+psnr = metrics.psnr(reconstruction.images[order], true_images)
+print(f"batch of {params.batch_size}, matched: mean PSNR {float(psnr.mean()):.1f} dB")
+
+# %% [markdown]
+# ## The experiments
+#
+# The page's driver, `gi_lib.experiments.attacks_vs_defenses`, trains a model
+# with each defense for its test accuracy and the undefended checkpoints
+# (cached), then attacks `num_trials` private batches this way through each
+# defense, under weaker assumptions, and on each checkpoint.
+
+# %% tags=["hide-output"]
 result = experiment.run(params)
+
+# %% tags=["hide-input"]
 glue("avd_summary", Markdown(experiment.summary_text(result)), display=False)
 glue("avd_examples", experiment.examples_figure(result), display=False)
 glue("avd_assumptions", experiment.assumptions_figure(result), display=False)
@@ -175,11 +233,4 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% tags=["remove-cell"]
-write_results(
-    experiment.NOTEBOOK,
-    profile=profile,
-    parameters=params,
-    rows=rows,
-    wall_seconds=time.perf_counter() - _start,
-    device=str(result.device),
-)
+page.finish(result, rows)

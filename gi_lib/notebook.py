@@ -1,0 +1,143 @@
+"""The bookkeeping of a notebook page, in one object.
+
+Around its visible calls, every notebook under ``notebooks/`` does the same
+few things: collect the names its parameters cell defines (papermill may
+inject more), check them with its driver's ``check``, time the page, and
+write the results file that the scorecard is built from. :class:`Page` does
+them, so that a page's hidden cells hold nothing but this bookkeeping::
+
+    # a hidden cell, before the parameters cell
+    from gi_lib.experiments import dlg as experiment
+    from gi_lib.notebook import Page
+
+    page = Page(experiment, globals())
+
+    # the parameters cell, tagged "parameters"
+    profile = "cpu"
+    seed = 0
+    ...
+
+    # visible cells
+    params = page.check(globals())
+    ...  # the worked example
+    result = experiment.run(params)
+    rows = experiment.rows(result)
+
+    # a hidden cell, last
+    page.finish(result, rows)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from gi_lib.params import ExperimentParams, new_names
+from gi_lib.results import ResultRow, write_results
+
+
+class Experiment(Protocol):
+    """What a page needs of its driver (a module of :mod:`gi_lib.experiments`)."""
+
+    NOTEBOOK: str
+
+    def check(self, values: Mapping[str, Any]) -> Any: ...
+
+
+class Page:
+    """A notebook page's parameters, wall time and results file.
+
+    Args:
+        experiment: the page's driver, e.g. ``gi_lib.experiments.dlg``: its
+            ``NOTEBOOK`` names the results file and its ``check`` checks the
+            parameters.
+        namespace: the notebook's ``globals()`` before its parameters cell;
+            every name defined after it is taken for a parameter.
+    """
+
+    def __init__(self, experiment: Experiment, namespace: Mapping[str, Any]) -> None:
+        self.experiment = experiment
+        self.notebook: str = experiment.NOTEBOOK
+        self._baseline = frozenset(namespace)
+        self._params: ExperimentParams | None = None
+        self._started: float | None = None
+
+    def check(self, namespace: Mapping[str, Any]) -> Any:
+        """The parameters, checked by the driver: its typed, frozen parameters.
+
+        Every public name of ``namespace`` (the notebook's ``globals()``) that
+        was not there when the page was made is a parameter, including any
+        that papermill injected, so a misspelt parameter stops the page here
+        (:class:`gi_lib.params.ParameterError`). The page object itself is
+        not one.
+
+        From here on the page computes on ``num_threads`` CPU threads (the
+        worked example as well as the driver's run), the number its results
+        file records, and its wall time is measured from here.
+        """
+        values = {
+            name: value
+            for name, value in new_names(namespace, self._baseline).items()
+            if value is not self
+        }
+        params = self.experiment.check(values)
+        torch.set_num_threads(params.num_threads)
+        self._params = params
+        self._started = time.perf_counter()
+        return params
+
+    @property
+    def params(self) -> Any:
+        """The checked parameters (after :meth:`check`)."""
+        if self._params is None:
+            raise self._not_checked()
+        return self._params
+
+    def wall_seconds(self) -> float:
+        """Seconds since :meth:`check`."""
+        if self._started is None:
+            raise self._not_checked()
+        return time.perf_counter() - self._started
+
+    def _not_checked(self) -> RuntimeError:
+        return RuntimeError(
+            f"{self.notebook}: the parameters are not checked yet; call "
+            "`params = page.check(globals())` after the parameters cell."
+        )
+
+    def finish(
+        self,
+        result: Any,
+        rows: Sequence[ResultRow],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+    ) -> Path:
+        """Write the page's results file and return its path.
+
+        The file (:func:`gi_lib.results.write_results`) holds the profile, the
+        parameters, the environment with the device the run computed on
+        (``result.device``) and the ``num_threads`` it used, the page's wall
+        time since :meth:`check`, and ``rows``.
+
+        Args:
+            result: what the driver's ``run`` returned.
+            rows: the scorecard rows (the driver's ``rows(result)``).
+            directory: defaults to :func:`gi_lib.results.results_dir`.
+        """
+        params = self.params
+        device = getattr(result, "device", None)
+        return write_results(
+            self.notebook,
+            profile=params.profile,
+            parameters=params,
+            rows=list(rows),
+            wall_seconds=self.wall_seconds(),
+            device=None if device is None else str(device),
+            threads=params.num_threads,
+            directory=directory,
+        )
