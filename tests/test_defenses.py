@@ -15,6 +15,7 @@ from gi_lib.defenses import (
     NoDefense,
     dpsgd,
 )
+from gi_lib.defenses.mixup import private_heavy_alpha
 from gi_lib.defenses.pruning import prune_gradient
 from gi_lib.defenses.utility import cache_path, train_with_defense
 from gi_lib.experiments import instahide as instahide_page
@@ -159,6 +160,17 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     # encode gives the same encoding (same seed), without the key.
     again = InstaHide(4, pool=pool, center=mean, seed=5)
     assert torch.equal(again.encode(images[:4], labels[:4], 10)[0], encoded)
+
+def test_instahide_weights_the_private_image_most_by_default():
+    # Dirichlet(3, 1, 1, 1): the private image's expected share is 3/6, each
+    # partner's 1/6; the bound 0.65 rejects the draws where the private share
+    # is largest, which moves about 0.07 from it to the partners.
+    defense = InstaHide(4, seed=0)
+    assert defense.alpha == private_heavy_alpha(4) == (3.0, 1.0, 1.0, 1.0)
+    shares = defense.sample_coefficients(4000).mean(0)
+    assert 0.40 < float(shares[0]) < 0.46
+    assert all(0.17 < float(share) < 0.21 for share in shares[1:])
+
 
 
 def test_cross_dataset_instahide_labels_carry_only_private_weight(cifar10):
