@@ -125,7 +125,7 @@ def test_lists_may_also_be_given_as_lists():
         ({"ratios": ""}, "'ratios' = '' names nothing"),
         ({"ratios": ()}, "names nothing"),
         ({"ratios": "0.5,,0.9"}, "empty item"),
-        ({"dataset": "mnist,imagenet"}, "unknown value 'imagenet'.*cifar10"),
+        ({"dataset": "mnist,svhn"}, "unknown value 'svhn'.*cifar10"),
         ({"dataset": "mnist,mnist"}, "repeats a value"),
         ({"ratios": "0.5,half"}, "'ratios' item 2 = 'half' is not a float"),
         ({"sizes": "1,2.5"}, "'sizes' item 2 = '2.5' is not an int"),
