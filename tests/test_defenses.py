@@ -147,7 +147,6 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     mask = encoding.mask
     assert set(mask.unique().tolist()) == {-1.0, 1.0}
     assert 0.45 < float((mask > 0).float().mean()) < 0.55
-    mixer = MixUp(4, alpha=[3, 1, 1, 1], upper=0.65, pool=pool)
     mixed = encoding.coefficients[:, 0].view(-1, 1, 1, 1) * images[:4]
     for j in range(3):
         weight = encoding.coefficients[:, j + 1].view(-1, 1, 1, 1)
@@ -156,12 +155,12 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     torch.testing.assert_close(encoded, center + mask * (mixed - center))
     assert float(encoding.coefficients.max()) <= 0.65
     torch.testing.assert_close(targets.sum(1), torch.ones(4))
-    assert mixer.k == 4
     # encode gives the same encoding (same seed), without the key.
     again = InstaHide(4, pool=pool, center=mean, seed=5)
     assert torch.equal(again.encode(images[:4], labels[:4], 10)[0], encoded)
 
 def test_instahide_weights_the_private_image_most_by_default():
+
     # Dirichlet(3, 1, 1, 1): the private image's expected share is 3/6, each
     # partner's 1/6; the bound 0.65 rejects the draws where the private share
     # is largest, which moves about 0.07 from it to the partners.
@@ -170,7 +169,6 @@ def test_instahide_weights_the_private_image_most_by_default():
     shares = defense.sample_coefficients(4000).mean(0)
     assert 0.40 < float(shares[0]) < 0.46
     assert all(0.17 < float(share) < 0.21 for share in shares[1:])
-
 
 
 def test_cross_dataset_instahide_labels_carry_only_private_weight(cifar10):
