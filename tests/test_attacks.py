@@ -76,9 +76,11 @@ def test_same_seed_gives_the_same_numbers_twice(cifar10):
     second = run_trials("cifar10", ("dlg", "idlg"), **kwargs)
     assert [t.psnr for t in first] == [t.psnr for t in second]
     assert all(
-        torch.equal(a.image, b.image) for a, b in zip(first, second, strict=True)
+        torch.equal(a.images, b.images) for a, b in zip(first, second, strict=True)
     )
-    assert [t.label for t in first] == [t.label for t in second]
+    assert all(
+        torch.equal(a.labels, b.labels) for a, b in zip(first, second, strict=True)
+    )
 
 
 def test_attack_never_reads_the_truth(cifar10):

@@ -10,6 +10,7 @@ import torch
 from gi_lib import data, fl, metrics, vertical
 from gi_lib.attacks import cafe
 from gi_lib.experiments import cafe as experiment
+from gi_lib.experiments.baselines import dlg_vertical
 
 CAFE_PSNR = 30.0  # dB, every sample of the training set
 DLG_CEILING = 20.0  # dB, DLG on one batch of the same size
@@ -31,7 +32,7 @@ def _training(mnist, *, samples: int, batch: int, parties: int = 2, seed: int = 
 
 def test_step1_recovers_the_first_layer_gradients(mnist):
     training, images, labels = _training(mnist, samples=12, batch=6)
-    attacker = experiment.attacker_for(training, seed=0)
+    attacker = cafe.CAFE.for_model(training.model, training.num_samples, seed=0)
     attacker.config = cafe.CAFEConfig(warmup_steps=10**9)  # steps 1 and 2 only
     for _ in range(40):
         attacker.update(training.step())
@@ -64,10 +65,10 @@ def test_cafe_recovers_a_batch_that_dlg_cannot(mnist):
         seed=1,
         num_classes=10,
     )
-    assert float(run.psnr.min()) > CAFE_PSNR
+    assert float(run.sample.score.psnr.min()) > CAFE_PSNR
     training, images, _ = _training(mnist, samples=samples, batch=batch, seed=1)
     observation = training.step()
-    dummy = experiment.dlg_vertical(observation, iterations=30, seed=1)
+    dummy = dlg_vertical(observation, iterations=30, seed=1).images
     truth = images[observation.indices]
     order = metrics.best_matching(dummy, truth)
     assert float(metrics.psnr(dummy[order], truth).mean()) < DLG_CEILING

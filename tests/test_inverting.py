@@ -18,7 +18,9 @@ from gi_lib.attacks.base import (
     optimize,
     pixel_space,
 )
+from gi_lib.experiments import inverting_experiments
 from gi_lib.experiments import inverting_gradients as experiment
+from gi_lib.experiments.common import score
 from gi_lib.params import ParameterError
 
 INFO = data.dataset_info("cifar10")
@@ -94,7 +96,7 @@ def test_fedavg_attack_beats_one_that_ignores_the_local_steps(cifar10):
     config = _budget(40)
     unrolled = inverting.reconstruct(observation, config, seed=0)
     ignoring = inverting.reconstruct(
-        experiment.as_gradient(observation), config, seed=0
+        inverting_experiments.as_gradient(observation), config, seed=0
     )
     assert _psnr(unrolled, truth) > _psnr(ignoring, truth) + 0.3
 
@@ -170,7 +172,7 @@ def test_layer_choice_and_the_truth_do_not_leak(cifar10):
 
 
 def test_labels_are_inferred_from_a_gradient_and_from_a_fedavg_update(cifar10):
-    truth, labels = experiment.distinct_label_victims(cifar10, 4, seed=0)
+    truth, labels = inverting_experiments.distinct_label_victims(cifar10, 4, seed=0)
     net = _net()
     gradient = fl.observe_fedsgd(net, truth, labels, num_classes=10)
     update = fl.observe_fedavg(
@@ -242,9 +244,22 @@ def test_trainer_caches_and_reuses(tmp_path, monkeypatch, cifar10):
         assert torch.equal(a, b)
 
 
-def test_lpips_is_optional():
-    score = metrics.lpips(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
-    assert score is None or score.shape == (1,)
+def test_lpips_is_none_without_its_weights(monkeypatch):
+    monkeypatch.setattr(metrics, "lpips_weights_present", lambda network="": False)
+    images = torch.rand(2, 3, 32, 32)
+    assert metrics.lpips(images, images) is None
+    assert score(images, images).lpips is None
+
+
+@pytest.mark.skipif(
+    not metrics.lpips_weights_present(), reason="LPIPS's backbone weights are absent"
+)
+def test_lpips_scores_each_image_and_knows_the_truth():
+    truth = torch.rand(2, 3, 32, 32)
+    values = metrics.lpips(truth, truth)
+    assert values is not None and values.shape == (2,)
+    assert float(values.max()) < 1e-3
+    assert float(metrics.lpips(torch.rand(2, 3, 32, 32), truth).min()) > 0.05
 
 
 def test_notebook_parameters_are_checked():

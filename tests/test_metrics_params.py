@@ -177,15 +177,19 @@ def test_every_experiment_refuses_bad_values_with_parameter_error():
     common = dict(
         profile="smoke", seed=0, device="cpu", num_threads=1, dataset="cifar10"
     )
+    prune = {**common, "model": "lenet", "num_trials": 1, "attack": "dlg",
+             "max_iterations": 1, "success_psnr": 30.0, "num_shown": 1}  # fmt: skip
     with pytest.raises(ParameterError, match="ratios"):
-        pruning.check(
-            {**common, "model": "lenet", "num_trials": 1, "ratios": "0.5,2",
-             "max_iterations": 1, "success_psnr": 30.0, "num_shown": 1}
-        )  # fmt: skip
+        pruning.check({**prune, "ratios": "0.5,2"})
+    with pytest.raises(
+        ParameterError, match="'bn_prior'; choose one of: dlg, idlg, inverting"
+    ):
+        pruning.check({**prune, "ratios": "0.5", "attack": "bn_prior"})
     page = dict(
         common,
         model="lenet",
         num_trials=1,
+        attack="dlg",
         attack_model="lenet",
         max_iterations=1,
         train_epochs=1,
