@@ -10,7 +10,10 @@ each data set, tried in this order:
 
 LFW comes from the small subset that scikit-image ships (200 grey 25x25
 crops: 100 faces and 100 non-faces), so it works offline; its labels are
-face (0) and non-face (1), not identities.
+face (0) and non-face (1), not identities. ImageNet has only the first way
+(torchvision cannot download it): ``$GI_DATA_DIR/imagenet/<split>``, where
+the test split may be named ``val`` as ImageNet names it; its images are
+resized to 256 pixels and centre-cropped to 224, the usual evaluation crop.
 """
 
 from __future__ import annotations
@@ -50,7 +53,13 @@ DATASETS: dict[str, DatasetInfo] = {
     # iDLG resizes LFW to 32x32; the scikit-image subset is grey.
     # scikit-image's subset has two classes (face, non-face), not identities.
     "lfw": DatasetInfo("lfw", 1, 32, 2, (0.5,), (0.5,)),
+    # A local copy only (see the module docstring); torchvision's statistics.
+    "imagenet": DatasetInfo(
+        "imagenet", 3, 224, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    ),
 }
+LOCAL_ONLY = {"imagenet": ("val",)}
+"""Data sets with no download, and the other names their test split has."""
 
 
 class DataUnavailableError(RuntimeError):
@@ -93,8 +102,11 @@ def _local_copy(name: str, split: str) -> Path | None:
     root = os.environ.get(DATA_ENV)
     if not root:
         return None
-    folder = Path(root) / name / split
-    return folder if folder.is_dir() else None
+    names = (split, *LOCAL_ONLY.get(name, ())) if split == "test" else (split,)
+    for folder in (Path(root) / name / n for n in names):
+        if folder.is_dir():
+            return folder
+    return None
 
 
 def _lfw() -> Dataset:
@@ -137,10 +149,21 @@ def load_dataset(name: str, split: str = "test", *, download: bool = True) -> Da
         if info.channels == 1
         else transforms.Lambda(lambda x: x)
     )
-    transform = transforms.Compose([gray, transforms.ToTensor()])
+    resize = (
+        [transforms.Resize(256), transforms.CenterCrop(info.image_size)]
+        if name == "imagenet"
+        else []
+    )
+    transform = transforms.Compose([*resize, gray, transforms.ToTensor()])
     local = _local_copy(name, split)
     if local is not None:
         return datasets.ImageFolder(str(local), transform=transform)
+    if name in LOCAL_ONLY:
+        raise DataUnavailableError(
+            f"Data set {name!r} ({split}) has no download; set {DATA_ENV} to a "
+            f"folder holding {name}/{split}/<class>/<image> copies (ImageFolder "
+            "layout)."
+        )
 
     tv_class = {
         "mnist": datasets.MNIST,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -36,24 +38,29 @@ def psnr(reconstruction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
     The reconstruction is clamped to [0, 1] first, as an image would be shown.
     """
-    _check_pair(reconstruction, truth)
-    return peak_signal_noise_ratio(
-        reconstruction.detach().clamp(0, 1).float(),
-        truth.float(),
-        data_range=1.0,
-        reduction="none",
-        dim=(1, 2, 3),
-    )
+    return _per_image(peak_signal_noise_ratio, reconstruction, truth, dim=(1, 2, 3))
 
 
 def ssim(reconstruction: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM (Gaussian window 11, sigma 1.5), shape ``(N,)``."""
+    return _per_image(structural_similarity_index_measure, reconstruction, truth)
+
+
+def _per_image(
+    metric: Callable[..., torch.Tensor],
+    reconstruction: torch.Tensor,
+    truth: torch.Tensor,
+    **options: Any,
+) -> torch.Tensor:
+    """A torchmetrics image metric per image, the reconstruction clamped to
+    [0, 1], for data range 1."""
     _check_pair(reconstruction, truth)
-    return structural_similarity_index_measure(
+    return metric(
         reconstruction.detach().clamp(0, 1).float(),
         truth.float(),
         data_range=1.0,
         reduction="none",
+        **options,
     )
 
 

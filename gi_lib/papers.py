@@ -172,12 +172,3 @@ PAPERS: tuple[Paper, ...] = (
         notebook="evaluation/attacks_vs_defenses",
     ),
 )
-
-
-def paper(key: str) -> Paper:
-    """Return the paper registered under ``key``."""
-    for entry in PAPERS:
-        if entry.key == key:
-            return entry
-    known = ", ".join(p.key for p in PAPERS)
-    raise KeyError(f"Unknown paper {key!r}; known papers: {known}.")

@@ -15,7 +15,7 @@ import os
 import platform
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,18 +90,6 @@ class ResultRow:
             paper_source=None if paper is None else paper.source,
             note=note,
         )
-
-
-@dataclass
-class RunRecord:
-    """Everything a results file holds."""
-
-    notebook: str
-    profile: str
-    parameters: dict[str, Any]
-    rows: list[ResultRow]
-    wall_seconds: float
-    environment: dict[str, Any] = field(default_factory=dict)
 
 
 def results_dir() -> Path:

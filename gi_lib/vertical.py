@@ -18,7 +18,7 @@ party's features.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +102,48 @@ class VerticalModel(nn.Module):
     def forward(self, slices: Sequence[torch.Tensor]) -> torch.Tensor:
         embeddings = [party(x) for party, x in zip(self.parties, slices, strict=True)]
         return self.top(torch.cat(embeddings, dim=1))
+
+
+VerticalModelFactory = Callable[[Sequence[tuple[int, int, int]], int], VerticalModel]
+
+VERTICAL_MODELS: dict[str, VerticalModelFactory] = {
+    # CAFE's setting: each party a small CNN whose first fully connected
+    # layer is the one the attack inverts, the server a linear top.
+    "vertical_cnn": VerticalModel,
+}
+"""Vertical models by name: ``(slice_shapes, num_classes) -> VerticalModel``.
+
+A model the attack supports has parties shaped like :class:`BottomModel`
+(``features``, ``first_fc``, ``embed``); register another width or depth
+here and the CAFE notebook's ``model`` parameter can choose it."""
+
+
+def vertical_model_names() -> tuple[str, ...]:
+    """The registered vertical models."""
+    return tuple(VERTICAL_MODELS)
+
+
+def build_vertical_model(
+    name: str,
+    slice_shapes: Sequence[tuple[int, int, int]],
+    num_classes: int,
+    *,
+    seed: int,
+) -> VerticalModel:
+    """Vertical model ``name`` for these party slices, initialised from ``seed``.
+
+    Raises:
+        ValueError: ``name`` is not registered (the message names the choices).
+    """
+    if name not in VERTICAL_MODELS:
+        raise ValueError(
+            f"Unknown vertical model {name!r}; choose one of "
+            f"{', '.join(vertical_model_names())}."
+        )
+    # fork_rng keeps the caller's global RNG untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VERTICAL_MODELS[name](slice_shapes, num_classes)
 
 
 def vertical_gradients(

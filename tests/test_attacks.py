@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gi_lib import data, fl, metrics, models
 from gi_lib.attacks import attack_entry, attack_names, build_attack, dlg, idlg
@@ -9,9 +10,11 @@ from gi_lib.attacks.base import (
     AttackDiverged,
     OptimConfig,
     Problem,
+    cosine_distance,
     optimize,
     pixel_space,
 )
+from gi_lib.attacks.priors import total_variation
 from gi_lib.experiments.single_image import idlg_label_accuracy, run_trials
 
 INFO = data.dataset_info("cifar10")
@@ -73,9 +76,11 @@ def test_same_seed_gives_the_same_numbers_twice(cifar10):
     second = run_trials("cifar10", ("dlg", "idlg"), **kwargs)
     assert [t.psnr for t in first] == [t.psnr for t in second]
     assert all(
-        torch.equal(a.image, b.image) for a, b in zip(first, second, strict=True)
+        torch.equal(a.images, b.images) for a, b in zip(first, second, strict=True)
     )
-    assert [t.label for t in first] == [t.label for t in second]
+    assert all(
+        torch.equal(a.labels, b.labels) for a, b in zip(first, second, strict=True)
+    )
 
 
 def test_attack_never_reads_the_truth(cifar10):
@@ -157,3 +162,40 @@ def test_bad_optimizer_settings_are_rejected():
         OptimConfig(max_iterations=-1)
     with pytest.raises(ValueError, match="optimizer"):
         OptimConfig(optimizer="sgd")  # type: ignore[arg-type]
+
+
+def test_cosine_distance_is_one_minus_torchs_cosine_of_the_flat_updates():
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(6, 3, 5, 5), (6,), (10, 84)]
+    simulated = [torch.randn(s, generator=generator) for s in shapes]
+    observed = [torch.randn(s, generator=generator) for s in shapes]
+    flat_s = torch.cat([t.flatten() for t in simulated])
+    flat_o = torch.cat([t.flatten() for t in observed])
+    reference = 1 - F.cosine_similarity(flat_s, flat_o, dim=0)
+    torch.testing.assert_close(cosine_distance(simulated, observed), reference)
+    # Parallel updates are at distance 0 whatever their scale, opposite ones at 2.
+    scaled = [3 * t for t in observed]
+    assert float(cosine_distance(scaled, observed)) == pytest.approx(0, abs=1e-6)
+    negated = [-t for t in observed]
+    assert float(cosine_distance(negated, observed)) == pytest.approx(2, abs=1e-6)
+
+
+def test_total_variation_is_the_mean_absolute_neighbour_difference():
+    images = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(1))
+    n, c, h, w = images.shape
+    across = sum(
+        abs(float(images[i, k, y, x + 1] - images[i, k, y, x]))
+        for i in range(n)
+        for k in range(c)
+        for y in range(h)
+        for x in range(w - 1)
+    ) / (n * c * h * (w - 1))
+    down = sum(
+        abs(float(images[i, k, y + 1, x] - images[i, k, y, x]))
+        for i in range(n)
+        for k in range(c)
+        for y in range(h - 1)
+        for x in range(w)
+    ) / (n * c * (h - 1) * w)
+    assert float(total_variation(images)) == pytest.approx(across + down, rel=1e-5)
+    assert float(total_variation(torch.full((1, 1, 4, 4), 0.3))) == 0.0

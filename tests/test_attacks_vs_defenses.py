@@ -10,6 +10,8 @@ from gi_lib.attacks import bn_prior, build_attack
 from gi_lib.attacks.base import cosine_distance
 from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
 from gi_lib.experiments import attacks_vs_defenses as experiment
+from gi_lib.experiments import evaluation
+from gi_lib.experiments.common import AttackedSample, score
 from gi_lib.params import ParameterError
 
 INFO = data.dataset_info("cifar10")
@@ -106,7 +108,7 @@ def test_strong_defenses_lower_the_evaluation_attacks_psnr(cifar10):
     ).config
 
     def attacked(defense):
-        return experiment.attack_batch(
+        return evaluation.attack_batch(
             net,
             private,
             private_labels,
@@ -209,7 +211,7 @@ def test_check_sorts_the_checkpoints_and_drops_repeats():
 
 
 def test_settings_follow_the_paper_table():
-    names = list(experiment.defense_settings(experiment.check(_params())))
+    names = list(evaluation.defense_settings(experiment.check(_params())))
     assert names == [
         "none",
         "prune 0.9",
@@ -224,7 +226,7 @@ def test_run_produces_every_table_figure_and_row(tmp_path, monkeypatch, cifar10)
     monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
     params = experiment.check(_params(max_iterations=2))
     result = experiment.run(params, progress=False)
-    assert set(result.assumptions) == set(experiment.ASSUMPTIONS)
+    assert set(result.assumptions) == set(evaluation.ASSUMPTIONS)
     assert sorted(result.course) == [0, 1]
     # the undefended strong-assumption attack is shared, not rerun
     assert result.assumptions["BN known, labels known"][0] is result.defenses["none"][0]
@@ -252,17 +254,21 @@ def test_run_produces_every_table_figure_and_row(tmp_path, monkeypatch, cifar10)
 
 
 def _attacked(value):
-    image = torch.zeros(1, 3, 2, 2)
-    return experiment.Attacked("", image, image, image, value, 0.0, None, 0.0)
+    # A record whose reconstruction scores ``value`` dB: uniform error e with
+    # 10 log10(1 / e^2) = value.
+    truth = torch.zeros(1, 3, 32, 32)
+    image = torch.full_like(truth, 10 ** (-value / 20))
+    sample = AttackedSample("", 0, truth, image, score(image, truth), 0.0)
+    assert sample.psnr == pytest.approx(value, abs=1e-3)
+    return sample
 
 
 def _fake_run(psnrs, assumptions, course):
     params = experiment.check(_params(ratios="0.5,0.99"))
-    return experiment.EvaluationRun(
+    return evaluation.EvaluationRun(
         params=params,
         device=torch.device("cpu"),
         utility={},
-        checkpoint_accuracy={},
         defenses={n: [_attacked(v)] for n, v in psnrs.items()},
         assumptions={n: [_attacked(v)] for n, v in assumptions.items()},
         course={e: [_attacked(v)] for e, v in course.items()},

@@ -15,9 +15,11 @@ from gi_lib.defenses import (
     NoDefense,
     dpsgd,
 )
+from gi_lib.defenses.mixup import private_heavy_alpha
 from gi_lib.defenses.pruning import prune_gradient
 from gi_lib.defenses.utility import cache_path, train_with_defense
 from gi_lib.experiments import instahide as instahide_page
+from gi_lib.experiments import pruning as pruning_page
 from gi_lib.params import ParameterError
 from gi_lib.training import sample_split
 
@@ -146,7 +148,6 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     mask = encoding.mask
     assert set(mask.unique().tolist()) == {-1.0, 1.0}
     assert 0.45 < float((mask > 0).float().mean()) < 0.55
-    mixer = MixUp(4, alpha=[3, 1, 1, 1], upper=0.65, pool=pool)
     mixed = encoding.coefficients[:, 0].view(-1, 1, 1, 1) * images[:4]
     for j in range(3):
         weight = encoding.coefficients[:, j + 1].view(-1, 1, 1, 1)
@@ -155,10 +156,20 @@ def test_instahide_is_a_signed_mixup_with_a_private_mask(cifar10):
     torch.testing.assert_close(encoded, center + mask * (mixed - center))
     assert float(encoding.coefficients.max()) <= 0.65
     torch.testing.assert_close(targets.sum(1), torch.ones(4))
-    assert mixer.k == 4
     # encode gives the same encoding (same seed), without the key.
     again = InstaHide(4, pool=pool, center=mean, seed=5)
     assert torch.equal(again.encode(images[:4], labels[:4], 10)[0], encoded)
+
+
+def test_instahide_weights_the_private_image_most_by_default():
+    # Dirichlet(3, 1, 1, 1): the private image's expected share is 3/6, each
+    # partner's 1/6; the bound 0.65 rejects the draws where the private share
+    # is largest, which moves about 0.07 from it to the partners.
+    defense = InstaHide(4, seed=0)
+    assert defense.alpha == private_heavy_alpha(4) == (3.0, 1.0, 1.0, 1.0)
+    shares = defense.sample_coefficients(4000).mean(0)
+    assert 0.40 < float(shares[0]) < 0.46
+    assert all(0.17 < float(share) < 0.21 for share in shares[1:])
 
 
 def test_cross_dataset_instahide_labels_carry_only_private_weight(cifar10):
@@ -277,6 +288,7 @@ def _instahide_params(**overrides):
         seed=3,
         device="cpu",
         num_threads=1,
+        attack="dlg",
         attack_model="lenet",
         max_iterations=2,
         train_epochs=1,
@@ -310,7 +322,43 @@ def test_instahide_page_trains_and_attacks_cross_dataset(tmp_path, monkeypatch):
     result = instahide_page.run(_instahide_params(), progress=False)
     assert "Cross-InstaHide k=4" in result.utility
     assert "Cross-InstaHide k=4" in result.trials
-    encoding = result.trials["Cross-InstaHide k=4"][0].encoded_image
-    assert encoding is not None
+    sent = result.trials["Cross-InstaHide k=4"][0].sent_images
+    assert sent is not None
     rows = instahide_page.rows(result)
     assert any("Cross-InstaHide" in r.experiment for r in rows)
+
+
+def test_a_defense_page_attacks_with_the_attack_it_is_given():
+    # The pruning page with Inverting Gradients instead of DLG: one Adam step
+    # per iteration (DLG's L-BFGS spends up to 20 evaluations per step), the
+    # same private image under every ratio, and the attack named in the rows.
+    values = dict(
+        profile="smoke",
+        dataset="cifar10",
+        model="lenet",
+        num_trials=1,
+        seed=0,
+        device="cpu",
+        num_threads=1,
+        max_iterations=3,
+        num_shown=1,
+        ratios="0,0.9",
+        success_psnr=30.0,
+    )
+    runs = {
+        attack: pruning_page.run(
+            pruning_page.check({**values, "attack": attack}), progress=False
+        )
+        for attack in ("dlg", "inverting")
+    }
+    inverted = runs["inverting"].trials
+    assert set(inverted) == {"0%", "90%"}
+    for trials in inverted.values():
+        (trial,) = trials
+        assert trial.evaluations == 3
+        assert torch.isfinite(trial.score.psnr).all()
+        assert torch.equal(trial.true_images, inverted["0%"][0].true_images)
+    assert runs["dlg"].trials["0%"][0].evaluations > 3
+    assert not torch.equal(runs["dlg"].trials["0%"][0].images, inverted["0%"][0].images)
+    notes = [r.note for r in pruning_page.rows(runs["inverting"])]
+    assert any(n.startswith("Inverting Gradients") for n in notes)

@@ -125,7 +125,7 @@ def test_lists_may_also_be_given_as_lists():
         ({"ratios": ""}, "'ratios' = '' names nothing"),
         ({"ratios": ()}, "names nothing"),
         ({"ratios": "0.5,,0.9"}, "empty item"),
-        ({"dataset": "mnist,imagenet"}, "unknown value 'imagenet'.*cifar10"),
+        ({"dataset": "mnist,svhn"}, "unknown value 'svhn'.*cifar10"),
         ({"dataset": "mnist,mnist"}, "repeats a value"),
         ({"ratios": "0.5,half"}, "'ratios' item 2 = 'half' is not a float"),
         ({"sizes": "1,2.5"}, "'sizes' item 2 = '2.5' is not an int"),
@@ -177,15 +177,19 @@ def test_every_experiment_refuses_bad_values_with_parameter_error():
     common = dict(
         profile="smoke", seed=0, device="cpu", num_threads=1, dataset="cifar10"
     )
+    prune = {**common, "model": "lenet", "num_trials": 1, "attack": "dlg",
+             "max_iterations": 1, "success_psnr": 30.0, "num_shown": 1}  # fmt: skip
     with pytest.raises(ParameterError, match="ratios"):
-        pruning.check(
-            {**common, "model": "lenet", "num_trials": 1, "ratios": "0.5,2",
-             "max_iterations": 1, "success_psnr": 30.0, "num_shown": 1}
-        )  # fmt: skip
+        pruning.check({**prune, "ratios": "0.5,2"})
+    with pytest.raises(
+        ParameterError, match="'bn_prior'; choose one of: dlg, idlg, inverting"
+    ):
+        pruning.check({**prune, "ratios": "0.5", "attack": "bn_prior"})
     page = dict(
         common,
         model="lenet",
         num_trials=1,
+        attack="dlg",
         attack_model="lenet",
         max_iterations=1,
         train_epochs=1,

@@ -33,7 +33,12 @@ from gi_lib.attacks.base import Reconstruction
 from gi_lib.attacks.priors import total_variation
 from gi_lib.attacks.registry import register_attack
 from gi_lib.metrics import psnr
-from gi_lib.vertical import VerticalObservation, join_features, vertical_gradients
+from gi_lib.vertical import (
+    VerticalModel,
+    VerticalObservation,
+    join_features,
+    vertical_gradients,
+)
 
 # Parameter positions in BottomModel: conv (weight, bias), first_fc, embed.
 _FC_WEIGHT, _FC_BIAS = 2, 3
@@ -123,6 +128,27 @@ class CAFE:
         self._memberships: list[torch.Tensor] = []
         self._bias_gradients: list[list[torch.Tensor]] = [[] for _ in range(parties)]
         self.steps = 0
+
+    @classmethod
+    def for_model(
+        cls,
+        model: VerticalModel,
+        num_samples: int,
+        *,
+        config: CAFEConfig | None = None,
+        seed: int = 0,
+    ) -> CAFE:
+        """An attacker sized from what the server knows: the models and the
+        number of samples."""
+        first = model.parties[0].first_fc
+        return cls(
+            num_samples,
+            model.slice_shapes,
+            hidden=first.out_features,
+            feature_size=first.in_features,
+            config=config,
+            seed=seed,
+        )
 
     def update(self, observation: VerticalObservation) -> dict[str, float]:
         """Run steps 1, 2 and 3 once on the observed batch.
@@ -235,15 +261,8 @@ def reconstruct(
     """
     if not observation.steps:
         raise ValueError("CAFE needs at least one observed training step.")
-    model = observation.steps[0].model
-    first = model.parties[0].first_fc
-    attack = CAFE(
-        observation.num_samples,
-        model.slice_shapes,
-        hidden=first.out_features,
-        feature_size=first.in_features,
-        config=config,
-        seed=seed,
+    attack = CAFE.for_model(
+        observation.steps[0].model, observation.num_samples, config=config, seed=seed
     )
     labels = torch.full((observation.num_samples,), -1, dtype=torch.long)
     history: list[dict[str, float]] = []

@@ -29,8 +29,6 @@ from gi_lib.attacks.base import (
 from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import Observation, cross_entropy
 
-__all__ = ["IDLGConfig", "infer_labels", "reconstruct"]
-
 
 @dataclass(frozen=True)
 class IDLGConfig:

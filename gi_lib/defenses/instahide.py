@@ -25,7 +25,12 @@ from collections.abc import Sequence
 import torch
 
 from gi_lib.defenses.base import one_hot
-from gi_lib.defenses.mixup import Encoding, MixUp, tensor_digest
+from gi_lib.defenses.mixup import (
+    Encoding,
+    MixUp,
+    private_heavy_alpha,
+    tensor_digest,
+)
 
 
 class InstaHide(MixUp):
@@ -33,7 +38,8 @@ class InstaHide(MixUp):
 
     Args:
         k: images per encoding (the private image plus ``k - 1`` partners).
-        alpha: Dirichlet concentration (default ``(3, 1, ..., 1)``).
+        alpha: Dirichlet concentration (default ``(3, 1, ..., 1)``,
+            :func:`~gi_lib.defenses.mixup.private_heavy_alpha`).
         lower, upper: coefficient bounds (GradAttack: ``c_1 = 0``, ``c_2 = 0.65``).
         pool: the client's private images and labels to mix with (inside-dataset).
         public: public images ``(M, C, H, W)``; when given, the last
@@ -60,7 +66,7 @@ class InstaHide(MixUp):
         seed: int = 0,
     ) -> None:
         if alpha is None:
-            alpha = [3.0] + [1.0] * (k - 1)
+            alpha = private_heavy_alpha(k)
         super().__init__(k, alpha=alpha, lower=lower, upper=upper, pool=pool, seed=seed)
         if public_count and public is None:
             raise ValueError("public_count > 0 needs a public image set.")

@@ -44,6 +44,15 @@ class Encoding:
     mask: torch.Tensor | None = None
 
 
+def private_heavy_alpha(k: int) -> tuple[float, ...]:
+    """Dirichlet(3, 1, ..., 1) concentrations for ``k`` mixed images.
+
+    InstaHide's official code and GradAttack draw the coefficients so: the
+    private image (first) tends to carry the largest weight.
+    """
+    return (3.0,) + (1.0,) * (k - 1)
+
+
 class MixUp(Defense):
     """Train on mixtures of ``k`` images and their labels.
 

@@ -6,23 +6,26 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from matplotlib.figure import Figure
 
-from gi_lib import data, fl, metrics, plots, vertical
+from gi_lib import data, fl, plots, vertical
 from gi_lib.attacks import cafe
 from gi_lib.attacks.base import (
-    OptimConfig,
-    Problem,
-    attack_generator,
-    l2_gradient_distance,
-    optimize,
-    pixel_space,
+    Reconstruction,
 )
-from gi_lib.experiments.common import threads_text, uses_num_threads
+from gi_lib.experiments.baselines import dlg_vertical
+from gi_lib.experiments.common import (
+    PAPER_NUMBERS_UNREAD,
+    AttackedSample,
+    attack_and_score,
+    threads_text,
+    uses_num_threads,
+)
 from gi_lib.params import (
     ExperimentParams,
     ParameterError,
@@ -33,7 +36,6 @@ from gi_lib.params import (
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "cafe"
-VERTICAL_MODELS = ("vertical_cnn",)
 DEVICES = ("cpu",)
 """Where CAFE runs: the attack keeps its per-sample state in CPU tensors
 (:class:`gi_lib.attacks.cafe.CAFE`), and the vertical training stays beside it."""
@@ -44,8 +46,8 @@ class CAFEParams(ExperimentParams):
     """The CAFE notebook's parameters."""
 
     model: str = param(
-        "parties' bottom models (gi_lib.vertical.VerticalModel) and a linear top",
-        choices=VERTICAL_MODELS,
+        "the parties' and the server's models (gi_lib.vertical.VERTICAL_MODELS)",
+        choices=vertical.vertical_model_names,
     )
     device: str = param(
         "where to compute: CAFE runs on the CPU (auto: the CPU)",
@@ -59,12 +61,6 @@ class CAFEParams(ExperimentParams):
     train_lr: float = param("SGD step of the vertical training", minimum=0)
     dlg_iterations: int = param("L-BFGS steps of the DLG baseline", minimum=1)
     num_shown: int = param("reconstructions shown", minimum=1)
-
-
-NO_PAPER_NUMBER = (
-    "no paper value: the paper's tables could not be read from the sources "
-    "available here, so none is cited"
-)
 
 
 def check(values: Mapping[str, Any]) -> CAFEParams:
@@ -84,19 +80,26 @@ def check(values: Mapping[str, Any]) -> CAFEParams:
 
 @dataclass
 class CAFERun:
-    """One CAFE run: its setting, reconstruction and per-sample PSNR."""
+    """One CAFE run: its setting, its record and step 1's final error.
+
+    Attributes:
+        batch_size: samples per training step.
+        num_parties: parties splitting each image.
+        sample: every sample's reconstruction, scored in sample order (the
+            server knows which reconstruction is which sample).
+        first_gradient_error: step 1's relative error of each party's
+            recovered ``dL/dH`` at the final model, averaged over parties.
+    """
 
     batch_size: int
     num_parties: int
-    psnr: torch.Tensor  # (N,)
-    images: torch.Tensor
+    sample: AttackedSample
     first_gradient_error: float
-    seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def mean_psnr(self) -> float:
-        return float(self.psnr.mean())
+        """Mean PSNR over all samples."""
+        return self.sample.psnr
 
 
 def setup(
@@ -108,26 +111,17 @@ def setup(
     lr: float,
     seed: int,
     num_classes: int,
+    model: str = "vertical_cnn",
 ) -> vertical.VerticalTraining:
-    """The vertical training the attack watches (models seeded by ``seed``)."""
+    """The vertical training the attack watches: ``model`` from
+    :data:`gi_lib.vertical.VERTICAL_MODELS`, seeded by ``seed``."""
     shapes = [tuple(s.shape[1:]) for s in vertical.split_features(images, num_parties)]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = vertical.VerticalModel(shapes, num_classes)
     return vertical.VerticalTraining(
-        model, images, labels, batch_size=batch_size, lr=lr, seed=seed
-    )
-
-
-def attacker_for(training: vertical.VerticalTraining, seed: int) -> cafe.CAFE:
-    """A CAFE attacker sized from public knowledge: the models and sample count."""
-    model = training.model
-    first = model.parties[0].first_fc
-    return cafe.CAFE(
-        training.num_samples,
-        model.slice_shapes,
-        hidden=first.out_features,
-        feature_size=first.in_features,
+        vertical.build_vertical_model(model, shapes, num_classes, seed=seed),
+        images,
+        labels,
+        batch_size=batch_size,
+        lr=lr,
         seed=seed,
     )
 
@@ -142,6 +136,7 @@ def run_cafe(
     lr: float,
     seed: int,
     num_classes: int,
+    model: str = "vertical_cnn",
 ) -> CAFERun:
     """Train vertically for ``iterations`` steps with CAFE watching."""
     training = setup(
@@ -152,8 +147,9 @@ def run_cafe(
         lr=lr,
         seed=seed,
         num_classes=num_classes,
+        model=model,
     )
-    attacker = attacker_for(training, seed)
+    attacker = cafe.CAFE.for_model(training.model, training.num_samples, seed=seed)
     start = time.perf_counter()
     history = []
     for step in range(iterations):
@@ -161,18 +157,23 @@ def run_cafe(
         if step % 10 == 0 or step == iterations - 1:
             history.append({"iteration": float(step), **losses})
     seconds = time.perf_counter() - start
-    reconstruction = attacker.images()
+    reconstruction = Reconstruction(
+        images=attacker.images(),
+        labels=labels,  # the server holds every sample's label
+        loss=history[-1]["step3"],
+        history=history,
+        evaluations=iterations,
+    )
     # Step 1's recovered dL/dH against the truth at the final model.
-    observation = training.step()
-    model = observation.model
+    final = training.step().model
     slices = vertical.split_features(images, num_parties)
     errors = []
-    for m, party in enumerate(model.parties):
+    for m, party in enumerate(final.parties):
         inputs = slices[m].clone()
         hidden = party.first_fc(party.features(inputs))
-        embeddings = [p(s) for p, s in zip(model.parties, slices, strict=True)]
+        embeddings = [p(s) for p, s in zip(final.parties, slices, strict=True)]
         embeddings[m] = party.embed(torch.relu(hidden))
-        loss = fl.cross_entropy(model.top(torch.cat(embeddings, 1)), labels)
+        loss = fl.cross_entropy(final.top(torch.cat(embeddings, 1)), labels)
         truth = torch.autograd.grad(loss, hidden)[0] * images.shape[0] / batch_size
         errors.append(
             float((attacker.output_gradients[m] - truth).norm() / truth.norm())
@@ -180,63 +181,16 @@ def run_cafe(
     return CAFERun(
         batch_size=batch_size,
         num_parties=num_parties,
-        psnr=metrics.psnr(reconstruction, images),
-        images=reconstruction,
+        sample=AttackedSample.scored(
+            reconstruction,
+            images,
+            seconds=seconds,
+            setting="cafe",
+            true_labels=labels,
+            match=False,
+        ),
         first_gradient_error=sum(errors) / len(errors),
-        seconds=seconds,
-        history=history,
     )
-
-
-def dlg_vertical(
-    observation: vertical.VerticalObservation,
-    *,
-    iterations: int,
-    seed: int,
-) -> torch.Tensor:
-    """DLG on one observed batch in the vertical setting, labels known.
-
-    Dummy features for every party at once, L-BFGS on the squared L2 distance
-    between all observed gradients (top and every party's) and the dummy's.
-    """
-    model = observation.model
-    observed = list(observation.top_gradients) + [
-        g for p in observation.party_gradients for g in p
-    ]
-    shapes = model.slice_shapes
-    batch = observation.indices.numel()
-    width = sum(s[2] for s in shapes)
-
-    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        top, parties = vertical.vertical_gradients(
-            model,
-            vertical.split_features(variables[0], len(shapes)),
-            observation.labels,
-        )
-        simulated = list(top) + [g for p in parties for g in p]
-        matching = l2_gradient_distance(simulated, observed)
-        return matching, matching
-
-    def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, torch.device("cpu"))
-        shape = (batch, shapes[0][0], shapes[0][1], width)
-        return [torch.rand(shape, generator=generator)]
-
-    problem = Problem(
-        objective=objective,
-        init=init,
-        labels=lambda _variables: observation.labels,
-        space=pixel_space(torch.device("cpu")),
-        description="DLG",
-    )
-    config = OptimConfig(
-        optimizer="lbfgs",
-        lr=1.0,
-        max_iterations=iterations,
-        box_constraint=True,
-        on_divergence="stop",
-    )
-    return optimize(problem, config).images
 
 
 @dataclass
@@ -248,10 +202,7 @@ class CAFEExperiment:
     truth: torch.Tensor
     by_batch: list[CAFERun]
     by_parties: list[CAFERun]
-    dlg_psnr: float
-    dlg_images: torch.Tensor
-    dlg_truth: torch.Tensor
-    dlg_seconds: float
+    dlg: AttackedSample
     cafe_on_dlg_batch: float
 
 
@@ -275,6 +226,7 @@ def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperi
         lr=params.train_lr,
         seed=params.seed,
         num_classes=info.num_classes,
+        model=params.model,
     )
     runs: dict[tuple[int, int], CAFERun] = {}
 
@@ -287,7 +239,7 @@ def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperi
             if progress:
                 print(
                     f"CAFE B={batch_size} M={parties}: {runs[key].mean_psnr:.1f} dB "
-                    f"in {runs[key].seconds:.0f} s",
+                    f"in {runs[key].sample.seconds:.0f} s",
                     flush=True,
                 )
         return runs[key]
@@ -304,27 +256,28 @@ def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperi
         lr=params.train_lr,
         seed=params.seed,
         num_classes=info.num_classes,
+        model=params.model,
     )
     observation = training.step()
-    start = time.perf_counter()
-    dlg_images = dlg_vertical(
-        observation, iterations=params.dlg_iterations, seed=params.seed
+    dlg = attack_and_score(
+        partial(
+            dlg_vertical,
+            observation,
+            iterations=params.dlg_iterations,
+            seed=params.seed,
+        ),
+        images[observation.indices],
+        setting="dlg",
+        true_labels=observation.labels,
     )
-    dlg_seconds = time.perf_counter() - start
-    dlg_truth = images[observation.indices]
-    order = metrics.best_matching(dlg_images, dlg_truth)
-    dlg_psnr = float(metrics.psnr(dlg_images[order], dlg_truth).mean())
-    cafe_same = float(default.psnr[observation.indices].mean())
+    cafe_same = float(default.sample.score.psnr[observation.indices].mean())
     return CAFEExperiment(
         params=params,
         device=device,
         truth=images,
         by_batch=by_batch,
         by_parties=by_parties,
-        dlg_psnr=dlg_psnr,
-        dlg_images=dlg_images[order],
-        dlg_truth=dlg_truth,
-        dlg_seconds=dlg_seconds,
+        dlg=dlg,
         cafe_on_dlg_batch=cafe_same,
     )
 
@@ -357,14 +310,14 @@ def examples_figure(result: CAFEExperiment) -> Figure:
     default = next(
         r for r in result.by_parties if r.num_parties == result.params.num_parties
     )
-    count = min(shown, result.dlg_truth.shape[0])
+    dlg = result.dlg
+    count = min(shown, dlg.true_images.shape[0])
     rows = [
         [result.truth[i] for i in range(shown)],
-        [default.images[i] for i in range(shown)],
-        [result.dlg_truth[i] for i in range(count)]
-        + [result.dlg_truth[0]] * (shown - count),
-        [result.dlg_images[i] for i in range(count)]
-        + [result.dlg_images[0]] * (shown - count),
+        [default.sample.images[i] for i in range(shown)],
+        [dlg.true_images[i] for i in range(count)]
+        + [dlg.true_images[0]] * (shown - count),
+        [dlg.images[i] for i in range(count)] + [dlg.images[0]] * (shown - count),
     ]
     return plots.image_rows(
         rows,
@@ -393,12 +346,13 @@ def rows(result: CAFEExperiment) -> list[ResultRow]:
                 "psnr",
                 run_.mean_psnr,
                 None,
-                f"mean over {n} samples after {iterations} steps; {NO_PAPER_NUMBER}",
+                f"mean over {n} samples after {iterations} steps; "
+                + PAPER_NUMBERS_UNREAD,
             ),
             ResultRow.against(
                 experiment,
                 "seconds",
-                run_.seconds,
+                run_.sample.seconds,
                 None,
                 f"{iterations} steps, {threads}; step-1 relative error "
                 f"{run_.first_gradient_error:.1e}",
@@ -410,7 +364,7 @@ def rows(result: CAFEExperiment) -> list[ResultRow]:
         ResultRow.against(
             f"{dataset}/vertical/B{batch}-M{parties}/dlg",
             "psnr",
-            result.dlg_psnr,
+            result.dlg.psnr,
             None,
             f"one batch of {batch}, {result.params.dlg_iterations} L-BFGS steps, "
             "labels known; CAFE on the same samples: "
@@ -419,7 +373,7 @@ def rows(result: CAFEExperiment) -> list[ResultRow]:
         ResultRow.against(
             f"{dataset}/vertical/B{batch}-M{parties}/dlg",
             "seconds",
-            result.dlg_seconds,
+            result.dlg.seconds,
             None,
             threads,
         ),
@@ -439,6 +393,6 @@ def summary_text(result: CAFEExperiment) -> str:
         f"In this run ({result.params.profile} profile, "
         f"{result.params.num_trials} samples, {result.params.iterations} steps): "
         f"CAFE's mean PSNR by batch size {batch}; by parties {parties}. On one "
-        f"batch of {result.params.batch_size}, DLG reaches {result.dlg_psnr:.1f} dB "
+        f"batch of {result.params.batch_size}, DLG reaches {result.dlg.psnr:.1f} dB "
         f"where CAFE reaches {result.cafe_on_dlg_batch:.1f} dB on the same samples."
     )

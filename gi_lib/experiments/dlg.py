@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,37 +10,17 @@ import torch
 from matplotlib.figure import Figure
 
 from gi_lib import plots
-from gi_lib.attacks.base import OptimConfig
-from gi_lib.experiments.common import uses_num_threads
-from gi_lib.experiments.single_image import (
-    Trial,
-    run_trials,
-    snapshot_schedule,
-    summarize,
-)
-from gi_lib.params import (
-    ExperimentParams,
-    check_parameters,
-    datasets_param,
-    param,
-    resolve_device,
-)
+from gi_lib.experiments import single_image
+from gi_lib.experiments.common import AttackedSample, uses_num_threads
+from gi_lib.params import resolve_device
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "dlg"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DLGParams(ExperimentParams):
-    """The DLG notebook's parameters."""
-
-    dataset: tuple[str, ...] = datasets_param()
-    max_iterations: int = param("L-BFGS steps per attack (paper code: 300)", minimum=1)
-    lr: float = param("L-BFGS step size (paper: 1)", minimum=1e-6)
-    success_psnr: float = param(
-        "PSNR (dB) above which a trial counts as success", minimum=0
-    )
-    num_shown: int = param("images per data set shown in the figure", minimum=1)
+class DLGParams(single_image.SingleImageParams):
+    """The DLG notebook's parameters (the DLG and iDLG notebooks' shared ones)."""
 
 
 NO_PAPER_NUMBER = (
@@ -53,10 +32,7 @@ NO_PAPER_NUMBER = (
 def check(values: Mapping[str, Any]) -> DLGParams:
     """Check the notebook's parameters (see :class:`DLGParams`); figures show
     at most ``num_trials`` images."""
-    params = check_parameters(values, DLGParams, notebook=NOTEBOOK)
-    return dataclasses.replace(
-        params, num_shown=min(params.num_shown, params.num_trials)
-    )
+    return single_image.check_single_image(values, DLGParams, notebook=NOTEBOOK)
 
 
 @dataclass
@@ -66,11 +42,11 @@ class DLGRun:
     params: DLGParams
     device: torch.device
     snapshots: tuple[int, ...]
-    trials: dict[str, list[Trial]]
+    trials: dict[str, list[AttackedSample]]
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {
-            name: summarize(trials, success_psnr=self.params.success_psnr)
+            name: single_image.summarize(trials, success_psnr=self.params.success_psnr)
             for name, trials in self.trials.items()
         }
 
@@ -79,27 +55,11 @@ class DLGRun:
 def run(params: DLGParams, *, progress: bool = True) -> DLGRun:
     """Attack ``num_trials`` images of each data set with DLG."""
     device = resolve_device(params.device)
-    schedule = snapshot_schedule(params.max_iterations)
-    optim = OptimConfig(
-        optimizer="lbfgs",
-        lr=params.lr,
-        max_iterations=params.max_iterations,
-        on_divergence="stop",  # a diverged trial is a failed trial, not a crash
-        snapshot_iterations=schedule,
+    schedule = single_image.snapshot_schedule(params.max_iterations)
+    optim = single_image.lbfgs(params, snapshot_iterations=schedule)
+    trials = single_image.run_datasets(
+        params, ("dlg",), optim, device, progress=progress
     )
-    trials = {
-        name: run_trials(
-            name,
-            ("dlg",),
-            model=params.model,
-            num_trials=params.num_trials,
-            seed=params.seed,
-            device=device,
-            optim=optim,
-            progress=progress,
-        )
-        for name in params.dataset
-    }
     return DLGRun(params=params, device=device, snapshots=schedule, trials=trials)
 
 
@@ -109,7 +69,8 @@ def iterations_figure(result: DLGRun) -> Figure:
     for name, trials in result.trials.items():
         for trial in trials[: result.params.num_shown]:
             rows.append(
-                [trial.snapshots[i] for i in result.snapshots] + [trial.true_image]
+                [trial.snapshots[i][0] for i in result.snapshots]
+                + [trial.true_images[0]]
             )
             titles.append(f"{name} #{trial.index}")
     columns = [f"iter {i}" for i in result.snapshots] + ["truth"]

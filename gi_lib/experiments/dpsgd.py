@@ -3,8 +3,10 @@
 Utility: the model (BatchNorm swapped for GroupNorm, as opacus needs) is
 trained once without a defense and once per noise multiplier with per-example
 clipping; epsilon for each run comes from opacus's RDP accountant for its
-sampling rate and number of steps. Attack: DLG on single images whose
-gradient was clipped and noised with the same clip norm and multipliers.
+sampling rate and number of steps. Attack: the page's attack (DLG by
+default) on single images whose gradient was clipped and noised with the
+same clip norm and multipliers. The engine is the defense pages' own
+(:mod:`gi_lib.experiments.defense_page`).
 """
 
 from __future__ import annotations
@@ -18,16 +20,8 @@ from matplotlib.figure import Figure
 from gi_lib import plots
 from gi_lib.defenses import DPSGD, NoDefense
 from gi_lib.defenses.dpsgd import epsilon, private_model
-from gi_lib.defenses.evaluate import DefenseFactory, mean_psnr
+from gi_lib.experiments import defense_page
 from gi_lib.experiments.common import uses_num_threads
-from gi_lib.experiments.mixup import (
-    DefensePageParams,
-    DefensePageRun,
-    examples_figure,
-    page_rows,
-    run_defense_page,
-    summary_text,
-)
 from gi_lib.params import check_parameters, param
 from gi_lib.results import ResultRow
 
@@ -35,7 +29,7 @@ NOTEBOOK = "dpsgd"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DPSGDParams(DefensePageParams):
+class DPSGDParams(defense_page.DefensePageParams):
     """The DP-SGD notebook's parameters."""
 
     noise_multipliers: tuple[float, ...] = param("noise multipliers sigma", above=0)
@@ -48,7 +42,11 @@ PAPER_NOTE = (
     "with lots of 600; their accuracies are not entered here (not verified from "
     "a source available to this build)."
 )
-__all__ = ["examples_figure", "summary_text"]
+
+# The examples figure and the summary are the defense pages' (the notebook
+# calls them through this module).
+examples_figure = defense_page.examples_figure
+summary_text = defense_page.summary_text
 
 
 def check(values: Mapping[str, Any]) -> DPSGDParams:
@@ -57,30 +55,37 @@ def check(values: Mapping[str, Any]) -> DPSGDParams:
 
 
 def label(sigma: float) -> str:
+    """The setting's label: the noise multiplier."""
     return f"sigma={sigma:g}"
 
 
 @uses_num_threads
-def run(params: DPSGDParams, *, progress: bool = True) -> DefensePageRun[DPSGDParams]:
+def run(
+    params: DPSGDParams, *, progress: bool = True
+) -> defense_page.DefensePageRun[DPSGDParams]:
+    """Non-private and DP-SGD training per noise multiplier; the attack with
+    no defense and through each multiplier."""
     clip, seed = params.clip_norm, params.seed
     values = params.noise_multipliers
     training = {"non-private": NoDefense(seed=seed)}
     training |= {
         label(s): DPSGD(clip_norm=clip, noise_multiplier=s, seed=seed) for s in values
     }
-    attacked: dict[str, DefenseFactory] = {"none": lambda pool, s: NoDefense(seed=s)}
+    attacked: dict[str, defense_page.DefenseMaker] = {
+        "none": lambda pool, s: NoDefense(seed=s)
+    }
     attacked |= {
         label(v): (
             lambda pool, s, _v=v: DPSGD(clip_norm=clip, noise_multiplier=_v, seed=s)
         )
         for v in values
     }
-    return run_defense_page(
+    return defense_page.run_defense_page(
         params, training, attacked, progress=progress, prepare=private_model
     )
 
 
-def epsilons(result: DefensePageRun[DPSGDParams]) -> dict[str, float]:
+def epsilons(result: defense_page.DefensePageRun[DPSGDParams]) -> dict[str, float]:
     """Epsilon of every private training run, from opacus's accountant."""
     out = {}
     for sigma in result.params.noise_multipliers:
@@ -94,7 +99,7 @@ def epsilons(result: DefensePageRun[DPSGDParams]) -> dict[str, float]:
     return out
 
 
-def tradeoff_figure(result: DefensePageRun[DPSGDParams]) -> Figure:
+def tradeoff_figure(result: defense_page.DefensePageRun[DPSGDParams]) -> Figure:
     """Test accuracy against epsilon (the non-private run as a line)."""
     eps = epsilons(result)
     series = {
@@ -113,8 +118,9 @@ def tradeoff_figure(result: DefensePageRun[DPSGDParams]) -> Figure:
     return figure
 
 
-def rows(result: DefensePageRun[DPSGDParams]) -> list[ResultRow]:
-    out = page_rows(result, note=PAPER_NOTE)
+def rows(result: defense_page.DefensePageRun[DPSGDParams]) -> list[ResultRow]:
+    """The defense pages' rows, and epsilon of each private training run."""
+    out = defense_page.page_rows(result, note=PAPER_NOTE)
     delta = result.params.delta
     for name, value in epsilons(result).items():
         out.append(
@@ -128,7 +134,3 @@ def rows(result: DefensePageRun[DPSGDParams]) -> list[ResultRow]:
             )
         )
     return out
-
-
-def attack_text(result: DefensePageRun) -> str:
-    return "; ".join(f"{n}: {mean_psnr(t):.1f} dB" for n, t in result.trials.items())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,43 +10,24 @@ import torch
 from matplotlib.figure import Figure
 
 from gi_lib import plots
-from gi_lib.attacks.base import OptimConfig
-from gi_lib.experiments.common import uses_num_threads
-from gi_lib.experiments.single_image import (
-    Trial,
-    idlg_label_accuracy,
-    run_trials,
-    summarize,
-)
-from gi_lib.params import (
-    ExperimentParams,
-    check_parameters,
-    datasets_param,
-    param,
-    resolve_device,
-)
+from gi_lib.experiments import single_image
+from gi_lib.experiments.common import AttackedSample, uses_num_threads
+from gi_lib.params import param, resolve_device
 from gi_lib.results import PaperValue, ResultRow
 
 NOTEBOOK = "idlg"
 
 
 @dataclass(frozen=True, kw_only=True)
-class IDLGParams(ExperimentParams):
+class IDLGParams(single_image.SingleImageParams):
     """The iDLG notebook's parameters."""
 
-    dataset: tuple[str, ...] = datasets_param()
-    max_iterations: int = param("L-BFGS steps per attack (paper code: 300)", minimum=1)
-    lr: float = param("L-BFGS step size (paper code: 1)", minimum=1e-6)
     stop_loss: float = param(
         "stop once the matching loss is below (code: 1e-6)", minimum=0
     )
     num_label_images: int = param(
         "images for iDLG's analytic label accuracy (paper code: 1000)", minimum=1
     )
-    success_psnr: float = param(
-        "PSNR (dB) above which a trial counts as success", minimum=0
-    )
-    num_shown: int = param("images per data set shown in the figure", minimum=1)
 
 
 # iDLG, Table 1: accuracy of the extracted labels (1000 images per data set in
@@ -70,10 +50,7 @@ DATA_NOTES = {
 def check(values: Mapping[str, Any]) -> IDLGParams:
     """Check the notebook's parameters (see :class:`IDLGParams`); figures show
     at most ``num_trials`` images."""
-    params = check_parameters(values, IDLGParams, notebook=NOTEBOOK)
-    return dataclasses.replace(
-        params, num_shown=min(params.num_shown, params.num_trials)
-    )
+    return single_image.check_single_image(values, IDLGParams, notebook=NOTEBOOK)
 
 
 @dataclass
@@ -82,44 +59,32 @@ class IDLGRun:
 
     params: IDLGParams
     device: torch.device
-    trials: dict[str, list[Trial]]
+    trials: dict[str, list[AttackedSample]]
     analytic_label_accuracy: dict[str, tuple[float, int]]
 
     def summary(self, dataset: str, attack: str) -> dict[str, float]:
-        chosen = [t for t in self.trials[dataset] if t.attack == attack]
-        return summarize(chosen, success_psnr=self.params.success_psnr)
+        chosen = [t for t in self.trials[dataset] if t.setting == attack]
+        return single_image.summarize(chosen, success_psnr=self.params.success_psnr)
 
 
 @uses_num_threads
 def run(params: IDLGParams, *, progress: bool = True) -> IDLGRun:
     """Run DLG and iDLG on the same observations, and iDLG's label rule at scale."""
     device = resolve_device(params.device)
-    optim = OptimConfig(
-        optimizer="lbfgs",
-        lr=params.lr,
-        max_iterations=params.max_iterations,
-        stop_loss=params.stop_loss or None,
-        on_divergence="stop",
+    optim = single_image.lbfgs(params, stop_loss=params.stop_loss or None)
+    trials = single_image.run_datasets(
+        params, ("dlg", "idlg"), optim, device, progress=progress
     )
-    trials, analytic = {}, {}
-    for name in params.dataset:
-        trials[name] = run_trials(
-            name,
-            ("dlg", "idlg"),
-            model=params.model,
-            num_trials=params.num_trials,
-            seed=params.seed,
-            device=device,
-            optim=optim,
-            progress=progress,
-        )
-        analytic[name] = idlg_label_accuracy(
+    analytic = {
+        name: single_image.idlg_label_accuracy(
             name,
             model=params.model,
             num_images=params.num_label_images,
             seed=params.seed + 1_000_000,  # other victims than the reconstructions
             device=device,
         )
+        for name in params.dataset
+    }
     return IDLGRun(
         params=params, device=device, trials=trials, analytic_label_accuracy=analytic
     )
@@ -172,15 +137,15 @@ def comparison_figure(result: IDLGRun) -> Figure:
     """Truth, DLG and iDLG side by side, with each reconstruction's PSNR."""
     rows, titles = [], []
     for name, trials in result.trials.items():
-        by_index: dict[int, dict[str, Trial]] = {}
+        by_index: dict[int, dict[str, AttackedSample]] = {}
         for t in trials:
-            by_index.setdefault(t.index, {})[t.attack] = t
+            by_index.setdefault(t.index, {})[t.setting] = t
         for index in sorted(by_index)[: result.params.num_shown]:
             pair = by_index[index]
-            rows.append([pair["dlg"].true_image, pair["dlg"].image, pair["idlg"].image])
+            dlg, idlg = pair["dlg"], pair["idlg"]
+            rows.append([dlg.true_images[0], dlg.images[0], idlg.images[0]])
             titles.append(
-                f"{name} #{index}\nDLG {pair['dlg'].psnr:.0f} / "
-                f"iDLG {pair['idlg'].psnr:.0f} dB"
+                f"{name} #{index}\nDLG {dlg.psnr:.0f} / iDLG {idlg.psnr:.0f} dB"
             )
     return plots.image_rows(rows, ["truth", "DLG", "iDLG"], titles, cell_size=1.3)
 

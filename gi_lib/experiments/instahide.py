@@ -1,4 +1,9 @@
-"""The InstaHide notebook: vanilla vs InstaHide accuracy, and DLG through InstaHide."""
+"""The InstaHide notebook: vanilla vs InstaHide accuracy, and an attack
+through InstaHide.
+
+The training and attack engine is the defense pages' own
+(:mod:`gi_lib.experiments.defense_page`).
+"""
 
 from __future__ import annotations
 
@@ -11,21 +16,13 @@ import torch
 from gi_lib import data
 from gi_lib.defenses import InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
-from gi_lib.defenses.evaluate import DefenseFactory
+from gi_lib.defenses.mixup import private_heavy_alpha
+from gi_lib.experiments import defense_page
 from gi_lib.experiments.common import (
     check_upper,
     mixed_param,
     upper_param,
     uses_num_threads,
-)
-from gi_lib.experiments.mixup import (
-    DefensePageParams,
-    DefensePageRun,
-    accuracy_figure,
-    examples_figure,
-    page_rows,
-    run_defense_page,
-    summary_text,
 )
 from gi_lib.params import ParameterError, check_parameters, param
 from gi_lib.results import ResultRow
@@ -34,7 +31,7 @@ NOTEBOOK = "instahide"
 
 
 @dataclass(frozen=True, kw_only=True)
-class InstaHideParams(DefensePageParams):
+class InstaHideParams(defense_page.DefensePageParams):
     """The InstaHide notebook's parameters."""
 
     k: int = mixed_param("images mixed per encoding")
@@ -50,7 +47,12 @@ PAPER_NOTE = (
     "The paper trains ResNet-18 on all of CIFAR-10; its accuracies are not "
     "entered here (not verified from a source available to this build)."
 )
-__all__ = ["accuracy_figure", "examples_figure", "summary_text"]
+
+# The figures and the summary are the defense pages' (the notebook calls
+# them through this module).
+accuracy_figure = defense_page.accuracy_figure
+examples_figure = defense_page.examples_figure
+summary_text = defense_page.summary_text
 
 
 def check(values: Mapping[str, Any]) -> InstaHideParams:
@@ -102,8 +104,8 @@ def public_set(params: InstaHideParams) -> torch.Tensor | None:
 @uses_num_threads
 def run(
     params: InstaHideParams, *, progress: bool = True
-) -> DefensePageRun[InstaHideParams]:
-    """Vanilla vs InstaHide training; DLG through each setting.
+) -> defense_page.DefensePageRun[InstaHideParams]:
+    """Vanilla vs InstaHide training; the attack through each setting.
 
     InstaHide runs inside the data set and, when ``public_images`` > 0, across
     data sets with the held-out stand-in public set (:func:`public_set`).
@@ -126,10 +128,10 @@ def run(
             public_count=public_partners(k),
             seed=seed,
         )
-    attacked: dict[str, DefenseFactory] = {
+    attacked: dict[str, defense_page.DefenseMaker] = {
         "none": lambda pool, s: NoDefense(seed=s),
         f"MixUp k={k}": lambda pool, s: MixUp(
-            k, alpha=[3.0] + [1.0] * (k - 1), upper=upper, pool=pool, seed=s
+            k, alpha=private_heavy_alpha(k), upper=upper, pool=pool, seed=s
         ),
         f"InstaHide k={k}": lambda pool, s: InstaHide(
             k, upper=upper, pool=pool, center=info.mean, seed=s
@@ -145,8 +147,9 @@ def run(
             public_count=public_partners(k),
             seed=s,
         )
-    return run_defense_page(params, training, attacked, progress=progress)
+    return defense_page.run_defense_page(params, training, attacked, progress=progress)
 
 
-def rows(result: DefensePageRun[InstaHideParams]) -> list[ResultRow]:
-    return page_rows(result, note=PAPER_NOTE)
+def rows(result: defense_page.DefensePageRun[InstaHideParams]) -> list[ResultRow]:
+    """Accuracy per training run and the attack's scores per setting."""
+    return defense_page.page_rows(result, note=PAPER_NOTE)

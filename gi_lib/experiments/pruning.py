@@ -1,4 +1,8 @@
-"""The pruning notebook: DLG's attack quality against the gradient pruning ratio."""
+"""The pruning notebook: an attack's quality against the gradient pruning ratio.
+
+The attack runs through each ratio with the defense pages' engine
+(:mod:`gi_lib.experiments.defense_page`); nothing is trained.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +10,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from matplotlib.figure import Figure
 
 from gi_lib import plots
 from gi_lib.defenses import GradientPruning, NoDefense
-from gi_lib.defenses.evaluate import (
-    DefendedTrial,
-    attack_through_defenses,
-    examples_rows,
-    mean_psnr,
-    mean_ssim,
+from gi_lib.experiments import defense_page
+from gi_lib.experiments.common import (
+    mean_of,
+    ratio_param,
+    score_rows,
+    uses_num_threads,
 )
-from gi_lib.experiments.common import ratio_param, uses_num_threads
-from gi_lib.params import ExperimentParams, check_parameters, param, resolve_device
+from gi_lib.params import check_parameters, param, resolve_device
 from gi_lib.results import ResultRow
 
 NOTEBOOK = "pruning"
 
 
 @dataclass(frozen=True, kw_only=True)
-class PruningParams(ExperimentParams):
+class PruningParams(defense_page.DefendedAttackParams):
     """The pruning notebook's parameters."""
 
     ratios: tuple[float, ...] = ratio_param("pruning ratios (0: no defense)")
-    max_iterations: int = param("DLG's L-BFGS iterations", minimum=1)
     success_psnr: float = param("PSNR (dB) counted as a recovery", minimum=0)
-    num_shown: int = param("images shown in the figure", minimum=1)
 
 
 NO_PAPER_NUMBER = (
     "DLG's defense figure plots the gradient-matching loss per pruning ratio and "
     "judges recovery by eye; it prints no PSNR."
 )
+
+# The examples figure is the defense pages' (the notebook calls it through
+# this module).
+examples_figure = defense_page.examples_figure
 
 
 def check(values: Mapping[str, Any]) -> PruningParams:
@@ -47,55 +51,40 @@ def check(values: Mapping[str, Any]) -> PruningParams:
 
 
 def label(ratio: float) -> str:
+    """The setting's label: the ratio in percent."""
     return f"{100 * ratio:g}%"
 
 
-@dataclass
-class PruningRun:
-    params: PruningParams
-    device: torch.device
-    ratios: tuple[float, ...]
-    trials: dict[str, list[DefendedTrial]]
+def pruning(ratio: float) -> defense_page.DefenseMaker:
+    """Pruning at ``ratio`` for one trial (ratio 0: no defense at all)."""
+    if ratio == 0:
+        return lambda pool, seed: NoDefense(seed=seed)
+    return lambda pool, seed: GradientPruning(ratio, seed=seed)
 
 
 @uses_num_threads
-def run(params: PruningParams, *, progress: bool = True) -> PruningRun:
+def run(
+    params: PruningParams, *, progress: bool = True
+) -> defense_page.DefensePageRun[PruningParams]:
     """Attack the same images at every pruning ratio."""
     device = resolve_device(params.device)
-    values = params.ratios
-    settings = {
-        label(r): (
-            (lambda pool, seed: NoDefense(seed=seed))
-            if r == 0
-            else (lambda pool, seed, _r=r: GradientPruning(_r, seed=seed))
-        )
-        for r in values
-    }
-    trials = attack_through_defenses(
-        settings,
-        dataset=params.dataset,
-        model=params.model,
-        num_trials=params.num_trials,
-        seed=params.seed,
-        device=device,
-        max_iterations=params.max_iterations,
-        progress=progress,
+    settings = {label(r): pruning(r) for r in params.ratios}
+    trials = defense_page.attack_through_defenses(
+        params, settings, model=params.model, device=device, progress=progress
     )
-    return PruningRun(params=params, device=device, ratios=values, trials=trials)
+    return defense_page.DefensePageRun(params, device, {}, trials)
 
 
-def psnr_figure(result: PruningRun) -> Figure:
+def psnr_figure(result: defense_page.DefensePageRun[PruningParams]) -> Figure:
     """Mean PSNR (and each image's) against the pruning ratio."""
+    ratios = result.params.ratios
     series = {
-        f"image {i}": [
-            (100 * r, result.trials[label(r)][i].psnr) for r in result.ratios
+        "mean": [(100 * r, mean_of(result.trials[label(r)], "psnr")) for r in ratios]
+    }
+    for i in range(result.params.num_trials):
+        series[f"image {i}"] = [
+            (100 * r, result.trials[label(r)][i].psnr) for r in ratios
         ]
-        for i in range(result.params.num_trials)
-    }
-    series = {
-        "mean": [(100 * r, mean_psnr(result.trials[label(r)])) for r in result.ratios],
-        **series,
-    }
     return plots.curves(
         series,
         xlabel="pruning ratio (%)",
@@ -105,46 +94,42 @@ def psnr_figure(result: PruningRun) -> Figure:
     )
 
 
-def examples_figure(result: PruningRun) -> Figure:
-    rows, columns, titles = examples_rows(result.trials, result.params.num_shown)
-    return plots.image_rows(rows, columns, titles)
-
-
-def rows(result: PruningRun) -> list[ResultRow]:
+def rows(result: defense_page.DefensePageRun[PruningParams]) -> list[ResultRow]:
+    """PSNR, SSIM and success rate of the attack at each ratio."""
     out = []
     p = result.params
-    for r in result.ratios:
+    title = defense_page.ATTACK_TITLES[p.attack]
+    for r in p.ratios:
         trials = result.trials[label(r)]
         experiment = f"{p.dataset}/{p.model}/prune{r:g}"
         success = sum(t.psnr >= p.success_psnr for t in trials) / len(trials)
-        out += [
-            ResultRow.against(
-                experiment,
-                "psnr",
-                mean_psnr(trials),
-                None,
-                f"DLG, mean over {len(trials)} images; {NO_PAPER_NUMBER}",
-            ),
-            ResultRow.against(experiment, "ssim", mean_ssim(trials), None, ""),
+        out += score_rows(
+            experiment,
+            trials,
+            f"{title}, mean over {len(trials)} images; {NO_PAPER_NUMBER}",
+        )
+        out.append(
             ResultRow.against(
                 experiment,
                 "success_rate",
                 success,
                 None,
                 f"share of images above {p.success_psnr:g} dB",
-            ),
-        ]
+            )
+        )
     return out
 
 
-def summary_text(result: PruningRun) -> str:
+def summary_text(result: defense_page.DefensePageRun[PruningParams]) -> str:
+    """The attack's mean PSNR at each ratio, for the page's prose."""
+    p = result.params
     parts = [
-        f"{label(r)}: {mean_psnr(result.trials[label(r)]):.1f} dB"
-        for r in result.ratios
+        f"{label(r)}: {mean_of(result.trials[label(r)], 'psnr'):.1f} dB"
+        for r in p.ratios
     ]
     return (
-        f"In this run ({result.params.profile} profile, "
-        f"{result.params.num_trials} images), DLG's mean PSNR by pruning ratio: "
+        f"In this run ({p.profile} profile, {p.num_trials} images), "
+        f"{defense_page.ATTACK_TITLES[p.attack]}'s mean PSNR by pruning ratio: "
         + "; ".join(parts)
         + "."
     )

@@ -5,24 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from matplotlib.figure import Figure
 
-from gi_lib import data, metrics, models, plots
+from gi_lib import data, models, plots
 from gi_lib.attacks import rgap
-from gi_lib.attacks.base import (
-    OptimConfig,
-    Problem,
-    attack_generator,
-    l2_gradient_distance,
-    optimize,
-    pixel_space,
-    simulated_gradients,
+from gi_lib.experiments.baselines import dlg_logistic
+from gi_lib.experiments.common import (
+    PAPER_NUMBERS_UNREAD,
+    AttackedSample,
+    attack_and_score,
+    mean_of,
+    threads_text,
+    uses_num_threads,
 )
-from gi_lib.experiments.common import threads_text, uses_num_threads
-from gi_lib.fl import Observation
 from gi_lib.params import (
     ExperimentParams,
     check_parameters,
@@ -61,71 +60,27 @@ class RGAPParams(ExperimentParams):
     success_psnr: float = param("PSNR (dB) counted as a recovery", minimum=0)
 
 
-NO_PAPER_NUMBER = (
-    "no paper value: the paper's numbers could not be read from the sources "
-    "available here, so none is cited"
-)
-
-
 def check(values: Mapping[str, Any]) -> RGAPParams:
     """Check the notebook's parameters (see :class:`RGAPParams`)."""
     return check_parameters(values, RGAPParams, notebook=NOTEBOOK)
 
 
-def dlg_logistic(
-    observation: Observation, *, iterations: int, seed: int, truth: torch.Tensor
-) -> torch.Tensor:
-    """DLG on the same gradient and loss as R-GAP, with the label given to it too.
-
-    Random normal dummy image, L-BFGS (step 1, DLG's setting) on the squared
-    L2 distance between gradients under the logistic loss.
-    """
-    labels = observation.labels
-    assert labels is not None
-
-    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        dummy = simulated_gradients(
-            observation.model, variables[0], labels, rgap.logistic_loss
-        )
-        matching = l2_gradient_distance(dummy, observation.gradients)
-        return matching, matching
-
-    device = observation.device
-
-    def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, device)
-        shape = (1, *observation.image_shape)
-        return [torch.randn(shape, generator=generator, device=device)]
-
-    problem = Problem(
-        objective=objective,
-        init=init,
-        labels=lambda _variables: labels,
-        space=pixel_space(device),
-        description="DLG",
-    )
-    config = OptimConfig(
-        optimizer="lbfgs", lr=1.0, max_iterations=iterations, on_divergence="stop"
-    )
-    return optimize(problem, config).images
-
-
 @dataclass
-class Attack:
-    """One image attacked on one network by R-GAP (and maybe DLG)."""
+class RGAPTrial:
+    """One image attacked on one network: R-GAP (with its per-layer solves)
+    and, where it ran, DLG.
 
-    model: str
-    index: int
-    truth: torch.Tensor
-    rgap_image: torch.Tensor
-    rgap_psnr: float
-    rgap_mse: float
-    rgap_seconds: float
+    Attributes:
+        network: the attacked network's name.
+        rgap: R-GAP's record.
+        layers: R-GAP's per-layer solves, input layer first.
+        dlg: DLG's record on the same gradient, or None.
+    """
+
+    network: str
+    rgap: AttackedSample
     layers: list[rgap.LayerSolve]
-    dlg_image: torch.Tensor | None = None
-    dlg_psnr: float | None = None
-    dlg_mse: float | None = None
-    dlg_seconds: float | None = None
+    dlg: AttackedSample | None = None
 
 
 def attack_image(
@@ -137,7 +92,7 @@ def attack_image(
     dlg_iterations: int | None,
     seed: int,
     numerical_rank: bool = False,
-) -> Attack:
+) -> RGAPTrial:
     """Observe one image's gradient on ``net`` and attack it (R-GAP, then DLG)."""
     labels = rgap.wrong_labels(net, truth)
     observation = rgap.observe(net, truth, labels)
@@ -146,26 +101,21 @@ def attack_image(
         observation, rgap.RGAPConfig(numerical_rank=numerical_rank)
     )
     seconds = time.perf_counter() - start
-    attack = Attack(
-        model=name,
-        index=index,
-        truth=truth[0].cpu(),
-        rgap_image=result.images[0].cpu(),
-        rgap_psnr=float(metrics.psnr(result.images, truth)[0]),
-        rgap_mse=float(metrics.mse(result.images, truth)[0]),
-        rgap_seconds=seconds,
+    trial = RGAPTrial(
+        network=name,
+        rgap=AttackedSample.scored(
+            result, truth, seconds=seconds, setting="rgap", index=index
+        ),
         layers=result.layers,
     )
     if dlg_iterations is not None:
-        start = time.perf_counter()
-        image = dlg_logistic(
-            observation, iterations=dlg_iterations, seed=seed, truth=truth
+        trial.dlg = attack_and_score(
+            partial(dlg_logistic, observation, iterations=dlg_iterations, seed=seed),
+            truth,
+            setting="dlg",
+            index=index,
         )
-        attack.dlg_seconds = time.perf_counter() - start
-        attack.dlg_image = image[0].cpu()
-        attack.dlg_psnr = float(metrics.psnr(image, truth)[0])
-        attack.dlg_mse = float(metrics.mse(image, truth)[0])
-    return attack
+    return trial
 
 
 @dataclass
@@ -186,12 +136,13 @@ class RGAPRun:
 
     params: RGAPParams
     device: torch.device
-    attacks: list[Attack]
+    attacks: list[RGAPTrial]
     counts: dict[str, list[rgap.LayerCount]]
     sweep: list[SweepPoint] = field(default_factory=list)
 
-    def of(self, model: str) -> list[Attack]:
-        return [a for a in self.attacks if a.model == model]
+    def of(self, network: str) -> list[RGAPTrial]:
+        """The trials on ``network``."""
+        return [a for a in self.attacks if a.network == network]
 
 
 def swept_network(
@@ -237,9 +188,10 @@ def _run(params: RGAPParams, device: torch.device, progress: bool) -> RGAPRun:
                 )
             )
             if progress:
+                last = attacks[-1]
                 print(
-                    f"{name} #{i}: R-GAP {attacks[-1].rgap_psnr:.1f} dB, "
-                    f"DLG {attacks[-1].dlg_psnr:.1f} dB",
+                    f"{name} #{i}: R-GAP {last.rgap.psnr:.1f} dB, "
+                    f"DLG {last.dlg.psnr:.1f} dB",  # type: ignore[union-attr]
                     flush=True,
                 )
     result = RGAPRun(params=params, device=device, attacks=attacks, counts=counts)
@@ -268,7 +220,7 @@ def _run(params: RGAPParams, device: torch.device, progress: bool) -> RGAPRun:
                     value,
                     counted,
                     measured,
-                    attack.rgap_psnr,
+                    attack.rgap.psnr,
                 )
             )
     return result
@@ -282,10 +234,10 @@ def examples_figure(result: RGAPRun) -> Figure:
         columns += [f"R-GAP {name}", f"DLG {name}"]
     rows, titles = [], []
     for i in range(result.params.num_trials):
-        row = [result.of(names[0])[i].truth]
+        row = [result.of(names[0])[i].rgap.true_images[0]]
         for name in names:
             attack = result.of(name)[i]
-            row += [attack.rgap_image, attack.dlg_image]
+            row += [attack.rgap.images[0], attack.dlg.images[0]]  # type: ignore[union-attr]
         rows.append(row)
         titles.append(f"#{i}")
     return plots.image_rows(rows, columns, titles)
@@ -359,10 +311,6 @@ def sweep_frame(result: RGAPRun):  # noqa: ANN201
     )
 
 
-def _mean(values: list[float]) -> float:
-    return float(torch.tensor(values, dtype=torch.float64).mean())
-
-
 def rows(result: RGAPRun) -> list[ResultRow]:
     """Scorecard rows: PSNR, MSE and seconds of R-GAP and DLG per network."""
     out = []
@@ -371,30 +319,32 @@ def rows(result: RGAPRun) -> list[ResultRow]:
         attacks = result.of(name)
         n = len(attacks)
         ra = rgap.rank_deficiency_index(result.counts[name])
-        for method, key in (("rgap", "rgap"), ("dlg", "dlg")):
+        for method in ("rgap", "dlg"):
+            samples = [getattr(a, method) for a in attacks]
             experiment = f"{dataset}/{name}/{method}"
             note = (
-                f"mean over {n} images; counted rank deficiency {ra}; {NO_PAPER_NUMBER}"
+                f"mean over {n} images; counted rank deficiency {ra}; "
+                + PAPER_NUMBERS_UNREAD
             )
             out += [
                 ResultRow.against(
                     experiment,
                     "psnr",
-                    _mean([getattr(a, f"{key}_psnr") for a in attacks]),
+                    mean_of(samples, "psnr"),
                     None,
                     note,
                 ),
                 ResultRow.against(
                     experiment,
                     "mse",
-                    _mean([getattr(a, f"{key}_mse") for a in attacks]),
+                    mean_of(samples, "mse"),
                     None,
                     f"mean over {n} images",
                 ),
                 ResultRow.against(
                     experiment,
                     "seconds",
-                    _mean([getattr(a, f"{key}_seconds") for a in attacks]),
+                    mean_of(samples, "seconds"),
                     None,
                     f"per image, {threads_text(result.params.num_threads)}"
                     + (
@@ -423,13 +373,14 @@ def summary_text(result: RGAPRun) -> str:
     parts = []
     for name in result.counts:
         attacks = result.of(name)
+        rgaps = [a.rgap for a in attacks]
+        dlgs = [a.dlg for a in attacks]
         parts.append(
             f"on {name} (counted rank deficiency "
             f"{rgap.rank_deficiency_index(result.counts[name])}), R-GAP reaches "
-            f"{_mean([a.rgap_psnr for a in attacks]):.1f} dB and DLG "
-            f"{_mean([a.dlg_psnr for a in attacks]):.1f} dB mean PSNR over "
-            f"{len(attacks)} images, R-GAP in "
-            f"{_mean([a.rgap_seconds for a in attacks]):.1f} s "
-            f"and DLG in {_mean([a.dlg_seconds for a in attacks]):.1f} s per image"
+            f"{mean_of(rgaps, 'psnr'):.1f} dB and DLG "
+            f"{mean_of(dlgs, 'psnr'):.1f} dB mean PSNR over "
+            f"{len(attacks)} images, R-GAP in {mean_of(rgaps, 'seconds'):.1f} s "
+            f"and DLG in {mean_of(dlgs, 'seconds'):.1f} s per image"
         )
     return f"In this run ({result.params.profile} profile): " + "; ".join(parts) + "."

@@ -1,43 +1,91 @@
-"""Attacking one image at a time with DLG or iDLG, as both papers do."""
+"""Attacking one image at a time with DLG or iDLG, as both papers do: the
+DLG and iDLG notebooks' shared parameters and trials."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Literal
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import torch
 from tqdm import tqdm
 
-from gi_lib import data, fl, metrics, models
+from gi_lib import data, fl, models
 
 # Both attacks this module runs by name, imported so that the dependency on
 # them is visible (to make, through the import graph).
 from gi_lib.attacks import build_attack, dlg, idlg  # noqa: F401
-from gi_lib.attacks.base import OptimConfig, Reconstruction
+from gi_lib.attacks.base import OptimConfig, Reconstruction, infer_labels
+from gi_lib.experiments.common import (
+    AttackedSample,
+    attack_and_score,
+    mean,
+    mean_of,
+)
+from gi_lib.params import ExperimentParams, check_parameters, datasets_param, param
 
 AttackName = Literal["dlg", "idlg"]
+P = TypeVar("P", bound="SingleImageParams")
 
 
-@dataclass
-class Trial:
-    """One attacked image and what came back."""
+@dataclass(frozen=True, kw_only=True)
+class SingleImageParams(ExperimentParams):
+    """The parameters the DLG and iDLG notebooks share."""
 
-    dataset: str
-    attack: str
-    index: int
-    true_image: torch.Tensor
-    true_label: int
-    image: torch.Tensor
-    label: int
-    psnr: float
-    ssim: float
-    mse: float
-    diverged: bool
-    seconds: float
-    evaluations: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    dataset: tuple[str, ...] = datasets_param()
+    max_iterations: int = param("L-BFGS steps per attack (paper code: 300)", minimum=1)
+    lr: float = param("L-BFGS step size (paper code: 1)", minimum=1e-6)
+    success_psnr: float = param(
+        "PSNR (dB) above which a trial counts as success", minimum=0
+    )
+    num_shown: int = param("images per data set shown in the figure", minimum=1)
+
+
+def check_single_image(values: Mapping[str, Any], cls: type[P], *, notebook: str) -> P:
+    """Check a notebook's parameters against ``cls``; figures show at most
+    ``num_trials`` images."""
+    params = check_parameters(values, cls, notebook=notebook)
+    return dataclasses.replace(
+        params, num_shown=min(params.num_shown, params.num_trials)
+    )
+
+
+def lbfgs(params: SingleImageParams, **options: Any) -> OptimConfig:
+    """The papers' loop: L-BFGS with step ``lr`` for ``max_iterations`` steps
+    (``options`` add to it); a diverged trial is a failed trial, not a crash."""
+    return OptimConfig(
+        optimizer="lbfgs",
+        lr=params.lr,
+        max_iterations=params.max_iterations,
+        on_divergence="stop",
+        **options,
+    )
+
+
+def run_datasets(
+    params: SingleImageParams,
+    attacks: tuple[AttackName, ...],
+    optim: OptimConfig,
+    device: torch.device,
+    *,
+    progress: bool,
+) -> dict[str, list[AttackedSample]]:
+    """:func:`run_trials` on each of the notebook's data sets."""
+    return {
+        name: run_trials(
+            name,
+            attacks,
+            model=params.model,
+            num_trials=params.num_trials,
+            seed=params.seed,
+            device=device,
+            optim=optim,
+            progress=progress,
+        )
+        for name in params.dataset
+    }
 
 
 def snapshot_schedule(max_iterations: int, count: int = 6) -> tuple[int, ...]:
@@ -71,18 +119,19 @@ def run_trials(
     device: torch.device,
     optim: OptimConfig,
     progress: bool = True,
-) -> list[Trial]:
+) -> list[AttackedSample]:
     """Attack ``num_trials`` victim images of ``dataset``, one per update.
 
     Each trial draws a victim image and a freshly initialised model (as the
     official iDLG code does), takes the client's FedSGD gradient, and runs
     every attack in ``attacks`` on the same observation with the same seed.
+    Each record's ``setting`` is the attack's name.
     """
     info = data.dataset_info(dataset)
     victims, labels, _ = data.sample_victims(
         data.load_dataset(dataset), num_trials, seed
     )
-    trials: list[Trial] = []
+    trials: list[AttackedSample] = []
     total = num_trials * len(attacks)
     with tqdm(
         total=total, desc=f"{dataset}", disable=not progress, mininterval=5.0
@@ -95,28 +144,20 @@ def run_trials(
                 net, truth, label, num_classes=info.num_classes
             )
             for attack in attacks:
-                start = time.perf_counter()
-                result = attack_one(
-                    attack, observation, optim, seed=seed + i, truth=truth
-                )
-                seconds = time.perf_counter() - start
                 trials.append(
-                    Trial(
-                        dataset=dataset,
-                        attack=attack,
+                    attack_and_score(
+                        partial(
+                            attack_one,
+                            attack,
+                            observation,
+                            optim,
+                            seed=seed + i,
+                            truth=truth,
+                        ),
+                        truth,
+                        setting=attack,
                         index=i,
-                        true_image=truth[0].cpu(),
-                        true_label=int(label),
-                        image=result.images[0].cpu(),
-                        label=int(result.labels[0]),
-                        psnr=float(metrics.psnr(result.images, truth)[0]),
-                        ssim=float(metrics.ssim(result.images, truth)[0]),
-                        mse=float(metrics.mse(result.images, truth)[0]),
-                        diverged=result.diverged,
-                        seconds=seconds,
-                        evaluations=result.evaluations,
-                        history=result.history,
-                        snapshots={k: v[0] for k, v in result.snapshots.items()},
+                        true_labels=label,
                     )
                 )
                 bar.update(1)
@@ -148,23 +189,23 @@ def idlg_label_accuracy(
             labels[i : i + 1].to(device),
             num_classes=info.num_classes,
         )
-        correct += int(idlg.infer_labels(observation).item() == int(labels[i]))
+        correct += int(infer_labels(observation).item() == int(labels[i]))
     return correct / count, count
 
 
-def summarize(trials: list[Trial], *, success_psnr: float) -> dict[str, float]:
+def summarize(trials: list[AttackedSample], *, success_psnr: float) -> dict[str, float]:
     """Mean and median PSNR, SSIM, success rate and label accuracy of trials."""
     if not trials:
         raise ValueError("no trials to summarize")
     psnrs = torch.tensor([t.psnr for t in trials])
     return {
         "trials": float(len(trials)),
-        "psnr_mean": float(psnrs.mean()),
+        "psnr_mean": mean_of(trials, "psnr"),
         "psnr_median": float(psnrs.median()),
-        "ssim_mean": float(torch.tensor([t.ssim for t in trials]).mean()),
-        "mse_mean": float(torch.tensor([t.mse for t in trials]).mean()),
+        "ssim_mean": mean_of(trials, "ssim"),
+        "mse_mean": mean_of(trials, "mse"),
         "success_rate": float((psnrs >= success_psnr).float().mean()),
-        "label_accuracy": sum(t.label == t.true_label for t in trials) / len(trials),
+        "label_accuracy": mean(t.label_accuracy for t in trials),
         "diverged": float(sum(t.diverged for t in trials)),
-        "seconds_mean": float(torch.tensor([t.seconds for t in trials]).mean()),
+        "seconds_mean": mean_of(trials, "seconds"),
     }

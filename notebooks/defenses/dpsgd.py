@@ -53,6 +53,7 @@ num_trials = 2
 seed = 0
 device = "auto"
 num_threads = 1
+attack = "dlg"
 attack_model = "lenet"
 max_iterations = 100
 train_epochs = 2

@@ -55,6 +55,7 @@ num_trials = 2
 seed = 0
 device = "auto"
 num_threads = 1
+attack = "dlg"
 ratios = "0,0.01,0.1,0.2,0.3,0.5,0.7"
 max_iterations = 100
 success_psnr = 30.0
