@@ -26,6 +26,7 @@ anything with the two hooks of :class:`ClientDefense`, which
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -474,17 +475,14 @@ def observe_aggregate(
     """
     if not batches:
         raise ValueError("observe_aggregate needs at least one client batch; got none.")
-    steps = [
-        client_fedsgd(
-            model,
-            images,
-            labels,
-            num_classes=num_classes,
-            model_mode=model_mode,
-            defense=defense,
-        )
-        for images, labels in batches
-    ]
+    client = functools.partial(
+        client_fedsgd,
+        model,
+        num_classes=num_classes,
+        model_mode=model_mode,
+        defense=defense,
+    )
+    steps = [client(images, labels) for images, labels in batches]
     return observe_round(model, steps, reveal_labels=reveal_labels)
 
 

@@ -10,12 +10,11 @@ stable than DLG's joint search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from gi_lib.attacks.base import (
-    OptimConfig,
     Problem,
     Reconstruction,
     fixed_labels,
@@ -26,17 +25,14 @@ from gi_lib.attacks.base import (
     pixel_space,
     simulated_gradients,
 )
+from gi_lib.attacks.dlg import DLGConfig
 from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import Observation, cross_entropy
 
 
 @dataclass(frozen=True)
-class IDLGConfig:
-    """iDLG's settings; defaults follow the official code (L-BFGS, lr 1, 300 steps)."""
-
-    optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(optimizer="lbfgs", lr=1.0)
-    )
+class IDLGConfig(DLGConfig):
+    """iDLG's settings are DLG's (the official code: L-BFGS, lr 1, 300 steps)."""
 
 
 @register_attack(
