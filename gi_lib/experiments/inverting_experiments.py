@@ -40,6 +40,10 @@ class IGParams(ExperimentParams):
     lr: float = param("Adam step size, normalised space (0.1)", minimum=1e-6)
     tv_weight: float = param("total-variation weight", minimum=0)
     restarts: int = param("restarts per attack, best by loss", minimum=1)
+    compile_step: bool = param(
+        "compile the matching step (torch.compile): minutes up front, then "
+        "faster steps; pays on long runs (make bench prints the break-even)"
+    )
     lbfgs_iterations: int = param(
         "L-BFGS steps of the L2 baseline (20 evaluations each)", minimum=1
     )
@@ -65,6 +69,7 @@ def _config(params: IGParams, iterations: int) -> inverting.InvertingConfig:
         max_iterations=iterations,
         restarts=params.restarts,
         on_divergence="stop",
+        compile=params.compile_step,
     )
 
 

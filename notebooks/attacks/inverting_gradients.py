@@ -65,6 +65,7 @@ max_iterations = 200
 lr = 0.1
 tv_weight = 1e-4
 restarts = 1
+compile_step = False
 lbfgs_iterations = 10
 train_epochs = 2
 train_images = 3000
@@ -118,6 +119,7 @@ attack = build_attack(
     restarts=params.restarts,
     tv_weight=params.tv_weight,
     on_divergence="stop",
+    compile=params.compile_step,
 )
 reconstruction = attack.reconstruct(observation, seed=params.seed)
 psnr = float(metrics.psnr(reconstruction.images, true_images))
