@@ -438,7 +438,7 @@ class _Loop:
 
     def evaluate(self, variables: Variables) -> tuple[torch.Tensor, torch.Tensor]:
         """``(matching, total)`` of every restart in the group, shapes ``(G,)``."""
-        if self.config.batched_restarts and variables[0].shape[0] > 1:
+        if self.config.batched_restarts:
             return vmap(lambda *v: self.problem.objective(list(v)))(*variables)
         pairs = [
             self.problem.objective([v[r] for v in variables])
@@ -670,16 +670,18 @@ def optimize(
             candidates += [(group, i) for i in range(len(restarts))]
     finally:
         bar.close()
-    # Score every restart by its matching loss (no prior) at its final images.
+    # Score every restart by its matching loss (no prior) at its final images,
+    # evaluated as the loop evaluates (batched restarts together).
     finals: list[float] = []
-    for group, i in candidates:
-        if group.diverged[i]:
-            finals.append(math.inf)
-            continue
+    for group in {id(g): g for g, _ in candidates}.values():
         with torch.enable_grad():
-            matching, _ = problem.objective([v[i].detach() for v in group.variables])
-        value = float(matching.detach())
-        finals.append(value if math.isfinite(value) else math.inf)
+            matching, _ = loop.evaluate([v.detach() for v in group.variables])
+        finals += [
+            math.inf if failed or not math.isfinite(value) else value
+            for failed, value in zip(
+                group.diverged, matching.detach().cpu().tolist(), strict=True
+            )
+        ]
     best = min(
         range(len(candidates)),
         key=lambda k: (candidates[k][0].diverged[candidates[k][1]], finals[k]),
