@@ -15,7 +15,7 @@ def test_cafe_by_name_replays_the_online_attack(mnist):
         images, labels, num_parties=2, batch_size=4, lr=0.0, seed=0, num_classes=10
     )
     steps = tuple(training.step() for _ in range(12))
-    online = cafe_experiment.attacker_for(training, seed=3)
+    online = cafe.CAFE.for_model(training.model, training.num_samples, seed=3)
     for step in steps:
         online.update(step)
     recording = cafe.VerticalRecording(steps=steps, num_samples=8)
