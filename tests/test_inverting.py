@@ -275,6 +275,7 @@ def test_notebook_parameters_are_checked():
         "lr": 0.1,
         "tv_weight": 1e-4,
         "restarts": 1,
+        "compile_step": False,
         "lbfgs_iterations": 1,
         "train_epochs": 1,
         "train_images": 0,
