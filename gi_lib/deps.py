@@ -23,13 +23,13 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import ast
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from gi_lib._cli import notebook_parser
 from gi_lib._io import atomic_write_text
 
 PACKAGE = "gi_lib"
@@ -208,12 +208,8 @@ def make_rule(target: str, prerequisites: Iterable[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gi_lib.deps",
-        description="Write the make dependencies of a notebook on gi_lib modules.",
-    )
-    parser.add_argument(
-        "notebook", help="jupytext source, e.g. notebooks/attacks/dlg.py"
+    parser = notebook_parser(
+        "deps", "Write the make dependencies of a notebook on gi_lib modules."
     )
     parser.add_argument("--target", required=True, help="the executed notebook")
     parser.add_argument("--output", help="the .d file to write (default: stdout)")

@@ -60,26 +60,24 @@ def curves(
     series: Mapping[str, Sequence[tuple[float, float]]],
     *,
     xlabel: str,
-    ylabel: str,
+    ylabel: str = "PSNR (dB)",
     title: str = "",
-    hline: float | None = None,
-    hline_label: str = "",
+    reference: tuple[float, str] | None = None,
     log_y: bool = False,
 ) -> Figure:
-    """Line plot of named ``(x, y)`` series, optionally with a reference line."""
+    """Line plot of named ``(x, y)`` series; ``reference=(y, label)`` draws a
+    dashed horizontal line at ``y`` (an empty label leaves it out of the
+    legend)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.3))
     for i, (name, points) in enumerate(series.items()):
         if not points:
             continue
         xs, ys = zip(*points, strict=True)
         axis.plot(xs, ys, color=PALETTE[i % len(PALETTE)], label=name, linewidth=1.4)
-    if hline is not None:
+    if reference is not None:
+        level, label = reference
         axis.axhline(
-            hline,
-            color="black",
-            linestyle="--",
-            linewidth=0.8,
-            label=hline_label or None,
+            level, color="black", linestyle="--", linewidth=0.8, label=label or None
         )
     if log_y:
         axis.set_yscale("log")
@@ -142,14 +140,13 @@ def scatter_labelled(
     xlabel: str,
     ylabel: str,
     title: str = "",
-    hline: float | None = None,
-    hline_label: str = "",
+    reference: tuple[float, str] | None = None,
 ) -> Figure:
     """One point per named ``(x, y)``, e.g. a privacy-utility trade-off.
 
     Points are told apart by colour and marker in a legend beside the axes, so
-    labels of nearby points never overlap. ``hline`` draws a dashed reference
-    level.
+    labels of nearby points never overlap. ``reference=(y, label)`` draws a
+    dashed reference level.
     """
     markers = "osD^vP*Xh<>"
     figure, axis = plt.subplots(figsize=(7.2, 3.8))
@@ -163,8 +160,9 @@ def scatter_labelled(
             zorder=3,
             label=name,
         )
-    if hline is not None:
-        axis.axhline(hline, color="0.4", linestyle="--", linewidth=1, label=hline_label)
+    if reference is not None:
+        level, label = reference
+        axis.axhline(level, color="0.4", linestyle="--", linewidth=1, label=label)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     if title:

@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import json
@@ -44,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from gi_lib._cli import notebook_parser
 from gi_lib._io import default_file_mode
 from gi_lib.profiles import profile_names
 from gi_lib.results import RESULTS_ENV
@@ -527,12 +527,8 @@ def _parse_extra(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gi_lib.runner",
-        description="Execute a notebook source under a profile with papermill.",
-    )
-    parser.add_argument(
-        "notebook", help="jupytext source, e.g. notebooks/attacks/dlg.py"
+    parser = notebook_parser(
+        "runner", "Execute a notebook source under a profile with papermill."
     )
     parser.add_argument("--profile", required=True, help="smoke, cpu or paper")
     parser.add_argument("--output", required=True, help="executed .ipynb to write")

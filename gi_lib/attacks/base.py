@@ -397,6 +397,31 @@ def fixed_labels(labels: torch.Tensor) -> Callable[[Variables], torch.Tensor]:
     return lambda _variables: labels
 
 
+def l2_matching_problem(
+    simulate: Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    observed: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    init: Callable[[int], Variables],
+    device: torch.device,
+    description: str,
+) -> Problem:
+    """DLG's problem with the labels fixed: images (in pixels, no prior) that
+    minimise ``||simulate(images) - observed||^2``, the squared L2 distance
+    between the simulated and the observed updates."""
+
+    def objective(variables: Variables) -> tuple[torch.Tensor, torch.Tensor]:
+        matching = l2_gradient_distance(simulate(variables[0]), observed)
+        return matching, matching
+
+    return Problem(
+        objective=objective,
+        init=init,
+        labels=fixed_labels(labels),
+        space=pixel_space(device),
+        description=description,
+    )
+
+
 def lr_milestones(max_iterations: int) -> list[int]:
     """Inverting Gradients' decay points: ``n // 2.667, // 1.6, // 1.142``."""
     return [int(max_iterations // f) for f in (2.667, 1.6, 1.142)]

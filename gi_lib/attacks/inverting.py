@@ -37,10 +37,10 @@ from gi_lib.attacks.base import (
     attack_labels,
     distance,
     fixed_labels,
+    l2_matching_problem,
     normal_start,
     normalised_space,
     optimize,
-    pixel_space,
     signed_adam,
 )
 from gi_lib.attacks.priors import Prior, add_priors
@@ -232,24 +232,18 @@ def reconstruct_l2_lbfgs(
     device = observation.device
     shape = (observation.num_images, *observation.image_shape)
     start_space = normalised_space(observation)
-    update_of = simulated_update(observation, labels)
-    match = distance("l2")
-
-    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        matching = match(update_of(variables[0]), observation.gradients)
-        return matching, matching
-
     normal = normal_start(seed, shape, device)
 
     def init(restart: int) -> list[torch.Tensor]:
         # IG's starting images, mapped to pixels.
         return [start_space.to_pixels(normal(restart)[0])]
 
-    problem = Problem(
-        objective=objective,
-        init=init,
-        labels=fixed_labels(labels),
-        space=pixel_space(device),
+    problem = l2_matching_problem(
+        simulated_update(observation, labels),
+        observation.gradients,
+        labels,
+        init,
+        device,
         description="L2 + L-BFGS",
     )
     return optimize(problem, optim, truth=truth)

@@ -105,6 +105,13 @@ def assumptions_figure(result: EvaluationRun) -> Figure:
     )
 
 
+def _unrelated_level(result: EvaluationRun) -> tuple[float, str] | None:
+    """The dashed line of the figures: the PSNR of an unrelated image."""
+    if not result.unrelated_psnr:
+        return None
+    return mean(result.unrelated_psnr), "unrelated image"
+
+
 def course_figure(result: EvaluationRun) -> Figure:
     """Mean PSNR against the epochs the attacked checkpoint was trained."""
     points = [(float(e), mean_psnr(t)) for e, t in result.course.items()]
@@ -112,8 +119,7 @@ def course_figure(result: EvaluationRun) -> Figure:
         {"IG + BN prior, no defense": points},
         xlabel="training epochs of the attacked model",
         ylabel="attack PSNR (dB)",
-        hline=mean(result.unrelated_psnr) if result.unrelated_psnr else None,
-        hline_label="unrelated image",
+        reference=_unrelated_level(result),
     )
 
 
@@ -127,8 +133,7 @@ def tradeoff_figure(result: EvaluationRun) -> Figure:
         points,
         xlabel="test accuracy (trained with the defense)",
         ylabel="attack PSNR (dB)",
-        hline=mean(result.unrelated_psnr) if result.unrelated_psnr else None,
-        hline_label="unrelated image",
+        reference=_unrelated_level(result),
     )
 
 

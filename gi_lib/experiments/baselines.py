@@ -8,59 +8,32 @@ images, on :func:`gi_lib.attacks.base.optimize`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import torch
 
 from gi_lib import vertical
 from gi_lib.attacks import rgap
 from gi_lib.attacks.base import (
     OptimConfig,
-    Problem,
     Reconstruction,
     Variables,
     attack_generator,
-    fixed_labels,
-    l2_gradient_distance,
+    l2_matching_problem,
     normal_start,
     optimize,
-    pixel_space,
     simulated_gradients,
 )
 from gi_lib.fl import Observation
 
 
-def _dlg_with_labels(
-    simulate: Callable[[torch.Tensor], Sequence[torch.Tensor]],
-    observed: Sequence[torch.Tensor],
-    labels: torch.Tensor,
-    init: Callable[[int], Variables],
-    device: torch.device,
-    *,
-    iterations: int,
-    box_constraint: bool,
-) -> Reconstruction:
-    """L-BFGS on ``||simulate(images) - observed||^2`` from ``init``, labels fixed."""
-
-    def objective(variables: Variables) -> tuple[torch.Tensor, torch.Tensor]:
-        matching = l2_gradient_distance(simulate(variables[0]), observed)
-        return matching, matching
-
-    problem = Problem(
-        objective=objective,
-        init=init,
-        labels=fixed_labels(labels),
-        space=pixel_space(device),
-        description="DLG",
-    )
-    config = OptimConfig(
+def _lbfgs(iterations: int, *, box_constraint: bool) -> OptimConfig:
+    """DLG's loop: L-BFGS, step 1; a diverged run stops where it is."""
+    return OptimConfig(
         optimizer="lbfgs",
         lr=1.0,
         max_iterations=iterations,
         box_constraint=box_constraint,
         on_divergence="stop",
     )
-    return optimize(problem, config)
 
 
 def dlg_logistic(
@@ -75,7 +48,7 @@ def dlg_logistic(
         raise ValueError(
             "DLG beside R-GAP is given the label; the observation has none."
         )
-    return _dlg_with_labels(
+    problem = l2_matching_problem(
         lambda images: simulated_gradients(
             observation.model, images, labels, rgap.logistic_loss
         ),
@@ -83,9 +56,9 @@ def dlg_logistic(
         labels,
         normal_start(seed, (1, *observation.image_shape), observation.device),
         observation.device,
-        iterations=iterations,
-        box_constraint=False,
+        description="DLG",
     )
+    return optimize(problem, _lbfgs(iterations, box_constraint=False))
 
 
 def dlg_vertical(
@@ -118,12 +91,7 @@ def dlg_vertical(
     def init(restart: int) -> Variables:
         return [torch.rand(shape, generator=attack_generator(seed, restart, cpu))]
 
-    return _dlg_with_labels(
-        simulate,
-        observed,
-        observation.labels,
-        init,
-        cpu,
-        iterations=iterations,
-        box_constraint=True,
+    problem = l2_matching_problem(
+        simulate, observed, observation.labels, init, cpu, description="DLG"
     )
+    return optimize(problem, _lbfgs(iterations, box_constraint=True))

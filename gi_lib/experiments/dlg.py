@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from matplotlib.figure import Figure
@@ -23,16 +21,13 @@ class DLGParams(single_image.SingleImageParams):
     """The DLG notebook's parameters (the DLG and iDLG notebooks' shared ones)."""
 
 
+check = single_image.checker(DLGParams, NOTEBOOK)
+
+
 NO_PAPER_NUMBER = (
     "DLG shows its reconstructions as figures (Fig. 3) and gives no PSNR or "
     "success rate."
 )
-
-
-def check(values: Mapping[str, Any]) -> DLGParams:
-    """Check the notebook's parameters (see :class:`DLGParams`); figures show
-    at most ``num_trials`` images."""
-    return single_image.check_single_image(values, DLGParams, notebook=NOTEBOOK)
 
 
 @dataclass
@@ -87,9 +82,7 @@ def psnr_figure(result: DLGRun) -> Figure:
     return plots.curves(
         series,
         xlabel="L-BFGS iteration",
-        ylabel="PSNR (dB)",
-        hline=result.params.success_psnr,
-        hline_label="success threshold",
+        reference=(result.params.success_psnr, "success threshold"),
     )
 
 

@@ -111,8 +111,7 @@ def tradeoff_figure(result: defense_page.DefensePageRun[DPSGDParams]) -> Figure:
         series,
         xlabel="epsilon (opacus RDP accountant)",
         ylabel="test accuracy",
-        hline=result.utility["non-private"].test_accuracy,
-        hline_label="non-private",
+        reference=(result.utility["non-private"].test_accuracy, "non-private"),
     )
     figure.axes[0].set_xscale("log")
     return figure

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,9 @@ class IDLGParams(single_image.SingleImageParams):
     )
 
 
+check = single_image.checker(IDLGParams, NOTEBOOK)
+
+
 # iDLG, Table 1: accuracy of the extracted labels (1000 images per data set in
 # the official code). The paper has no CIFAR-10 column; it used CIFAR-100.
 PAPER_LABEL_ACCURACY: dict[tuple[str, str], PaperValue] = {
@@ -45,12 +47,6 @@ DATA_NOTES = {
     "paper: LFW with 5,749 identities, so DLG's label search is much easier here",
     "cifar10": "the paper has no CIFAR-10 column (it reports CIFAR-100: DLG 83.3%)",
 }
-
-
-def check(values: Mapping[str, Any]) -> IDLGParams:
-    """Check the notebook's parameters (see :class:`IDLGParams`); figures show
-    at most ``num_trials`` images."""
-    return single_image.check_single_image(values, IDLGParams, notebook=NOTEBOOK)
 
 
 @dataclass

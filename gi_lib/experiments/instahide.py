@@ -17,13 +17,7 @@ from gi_lib import data
 from gi_lib.defenses import InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.mixup import private_heavy_alpha
-from gi_lib.experiments import defense_page
-from gi_lib.experiments.common import (
-    check_upper,
-    mixed_param,
-    upper_param,
-    uses_num_threads,
-)
+from gi_lib.experiments import common, defense_page
 from gi_lib.params import ParameterError, check_parameters, param
 from gi_lib.results import ResultRow
 
@@ -34,8 +28,8 @@ NOTEBOOK = "instahide"
 class InstaHideParams(defense_page.DefensePageParams):
     """The InstaHide notebook's parameters."""
 
-    k: int = mixed_param("images mixed per encoding")
-    upper: float = upper_param()
+    k: int = common.mixed_param("images mixed per encoding")
+    upper: float = common.upper_param()
     public_images: int = param(
         "held-out training images standing in for a public set "
         "(0: inside-dataset InstaHide only)",
@@ -58,7 +52,7 @@ summary_text = defense_page.summary_text
 def check(values: Mapping[str, Any]) -> InstaHideParams:
     """Check the parameters (see :class:`InstaHideParams`), ``upper >= 1/k``."""
     params = check_parameters(values, InstaHideParams, notebook=NOTEBOOK)
-    check_upper(params.upper, k=params.k)
+    common.check_upper(params.upper, k=params.k)
     return params
 
 
@@ -101,7 +95,7 @@ def public_set(params: InstaHideParams) -> torch.Tensor | None:
     return images[params.train_images :]
 
 
-@uses_num_threads
+@common.uses_num_threads
 def run(
     params: InstaHideParams, *, progress: bool = True
 ) -> defense_page.DefensePageRun[InstaHideParams]:

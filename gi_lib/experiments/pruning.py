@@ -88,9 +88,7 @@ def psnr_figure(result: defense_page.DefensePageRun[PruningParams]) -> Figure:
     return plots.curves(
         series,
         xlabel="pruning ratio (%)",
-        ylabel="PSNR (dB)",
-        hline=result.params.success_psnr,
-        hline_label="recovery threshold",
+        reference=(result.params.success_psnr, "recovery threshold"),
     )
 
 

@@ -4,7 +4,7 @@ DLG and iDLG notebooks' shared parameters and trials."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -43,13 +43,18 @@ class SingleImageParams(ExperimentParams):
     num_shown: int = param("images per data set shown in the figure", minimum=1)
 
 
-def check_single_image(values: Mapping[str, Any], cls: type[P], *, notebook: str) -> P:
-    """Check a notebook's parameters against ``cls``; figures show at most
-    ``num_trials`` images."""
-    params = check_parameters(values, cls, notebook=notebook)
-    return dataclasses.replace(
-        params, num_shown=min(params.num_shown, params.num_trials)
-    )
+def checker(cls: type[P], notebook: str) -> Callable[[Mapping[str, Any]], P]:
+    """The ``check`` of a notebook whose parameters are ``cls``: check the
+    values against it; figures show at most ``num_trials`` images."""
+
+    def check(values: Mapping[str, Any]) -> P:
+        params = check_parameters(values, cls, notebook=notebook)
+        return dataclasses.replace(
+            params, num_shown=min(params.num_shown, params.num_trials)
+        )
+
+    check.__doc__ = f"Check the {notebook} notebook's parameters (see {cls.__name__})."
+    return check
 
 
 def lbfgs(params: SingleImageParams, **options: Any) -> OptimConfig:
