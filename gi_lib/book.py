@@ -34,6 +34,7 @@ import math
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,17 @@ import yaml
 
 from gi_lib._io import atomic_write_text
 from gi_lib.papers import PAPERS, Paper
-from gi_lib.results import read_results
+from gi_lib.results import (
+    DOES_NOT_HOLD,
+    HOLDS,
+    NOT_ENOUGH_TRIALS,
+    NOT_TESTED,
+    PAPERS_OWN,
+    VERDICTS,
+    paper_band,
+    read_results,
+    within_band,
+)
 
 GENERATED_DIR = "_generated"
 SCORECARD_FILE = "scorecard.md"
@@ -74,9 +85,55 @@ SCORECARD_COLUMNS = (
     "metric",
     "paper's value",
     "ours",
+    "within the paper's band",
     "profile",
     "note",
 )
+CLAIM_COLUMNS = ("the paper's claim", "where", "verdict here", "this run")
+SUMMARY_COLUMNS = (
+    "paper",
+    "profile",
+    "numbers within the paper's band",
+    "outside it",
+    "without a paper value",
+    "claims held",
+    "not held",
+    "not enough trials",
+    "not tested",
+)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A results file counted: numbers against the paper's band, claims by verdict."""
+
+    within: int
+    outside: int
+    no_value: int
+    verdicts: dict[str, int]
+
+    @property
+    def claims(self) -> int:
+        return sum(self.verdicts.values())
+
+    @property
+    def held(self) -> int:
+        return self.verdicts.get(HOLDS, 0)
+
+
+def tally(record: Mapping[str, Any]) -> Tally:
+    """Count a results file's rows by :func:`gi_lib.results.within_band` and
+    its claims by verdict."""
+    bands = [within_band(row) for row in record.get("rows", [])]
+    verdicts = dict.fromkeys(VERDICTS, 0)
+    for claim in record.get("claims", []):
+        verdicts[claim["verdict"]] = verdicts.get(claim["verdict"], 0) + 1
+    return Tally(
+        within=sum(1 for b in bands if b is True),
+        outside=sum(1 for b in bands if b is False),
+        no_value=sum(1 for b in bands if b is None),
+        verdicts=verdicts,
+    )
 
 
 class BookError(Exception):
@@ -171,7 +228,15 @@ def scorecard_markdown(
             "run `make notebooks`, then `make book`.\n"
         )
     hashes = "#" * heading_level
-    parts: list[str] = []
+    parts: list[str] = [
+        f"{hashes} At a glance\n",
+        "A number is within the paper's band when it lies within the band "
+        "given in its row (by default, per metric: 2 dB of PSNR, 0.02 of test "
+        "accuracy, 0.05 of label accuracy, 5% of epsilon). A claim holds only "
+        "when the run's interval clears it; with the difference inside the "
+        "trial-to-trial spread the verdict is *not enough trials*.\n",
+        scorecard_summary_markdown(records, pages=pages),
+    ]
     for record in _ordered(records):
         stem = _stem(record)
         paper = paper_for(stem)
@@ -207,30 +272,98 @@ def scorecard_markdown(
         ]
         for row in rows:
             metric = str(row.get("metric", ""))
-            if row.get("paper") is None:
-                paper_value = NO_PAPER_VALUE
-            else:
-                paper_value = format_value(row["paper"], metric)
-                if row.get("paper_source"):
-                    paper_value += f" ({row['paper_source']})"
             cells = (
                 name,
                 row.get("experiment", ""),
                 metric,
-                paper_value,
+                _paper_cell(row),
                 format_value(row.get("ours"), metric),
+                _band_cell(row),
                 profile,
                 row.get("note", ""),
             )
             table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
         parts.append(_styled("\n".join(table), SCORECARD_CLASS))
+        parts.append(_claims_markdown(record.get("claims", [])))
     return "\n".join(parts)
+
+
+def _paper_cell(row: Mapping[str, Any]) -> str:
+    """The paper's value with its source and how it was read; S and F values
+    say that they are not the paper's own."""
+    if row.get("paper") is None:
+        return NO_PAPER_VALUE
+    text = format_value(row["paper"], str(row.get("metric", "")))
+    label = row.get("paper_confidence") or "?"
+    own = "" if label in PAPERS_OWN else ", not the paper's own"
+    return f"{text} ({row.get('paper_source', '')}; {label}{own})"
+
+
+def _band_cell(row: Mapping[str, Any]) -> str:
+    inside = within_band(row)
+    if inside is None:
+        return "—"
+    low, high = paper_band(row) or (math.nan, math.nan)
+    metric = str(row.get("metric", ""))
+    return (
+        f"{'yes' if inside else 'no'} "
+        f"({format_value(low, metric)} to {format_value(high, metric)})"
+    )
+
+
+def _claims_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
+    if not claims:
+        return "This results file checks none of the paper's claims.\n"
+    table = [
+        "| " + " | ".join(CLAIM_COLUMNS) + " |",
+        "|" + "---|" * len(CLAIM_COLUMNS),
+    ]
+    for claim in claims:
+        cells = (claim["claim"], claim["source"], claim["verdict"], claim["evidence"])
+        table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "The paper's claims, checked by this run:\n\n" + _styled(
+        "\n".join(table), SCORECARD_CLASS
+    )
+
+
+def scorecard_summary_markdown(
+    records: Sequence[Mapping[str, Any]], *, pages: Mapping[str, str]
+) -> str:
+    """One line per results file: its numbers against the paper's band and its
+    claims by verdict, linked to its page."""
+    if not records:
+        return ""
+    table = [
+        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
+        "|" + "---|" * len(SUMMARY_COLUMNS),
+    ]
+    for record in _ordered(records):
+        stem = _stem(record)
+        paper = paper_for(stem)
+        name = paper.name if paper else stem
+        if stem in pages:
+            name = _doc_link(pages[stem], name)
+        t = tally(record)
+        cells = (
+            name,
+            str(record.get("profile", "?")),
+            t.within,
+            t.outside,
+            t.no_value,
+            t.held,
+            t.verdicts.get(DOES_NOT_HOLD, 0),
+            t.verdicts.get(NOT_ENOUGH_TRIALS, 0),
+            t.verdicts.get(NOT_TESTED, 0),
+        )
+        table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return _styled("\n".join(table), SCORECARD_CLASS)
 
 
 def seed_table_markdown(
     papers: Iterable[Paper] = PAPERS,
     *,
     pages: Iterable[str] = (),
+    records: Sequence[Mapping[str, Any]] = (),
     heading_level: int = 3,
 ) -> str:
     """MyST Markdown of the seed list of papers, grouped by category.
@@ -239,9 +372,17 @@ def seed_table_markdown(
         papers: the registry, normally :data:`gi_lib.papers.PAPERS`.
         pages: docnames present in the book (``notebooks/attacks/dlg``); a
             paper's notebook is linked only when its page is among them.
+        records: results files; each paper's row says how many of the
+            claims its page checks hold in its run.
         heading_level: Markdown level of each category heading.
     """
     present = set(pages)
+    held: dict[str, str] = {}
+    for record in records:
+        found = paper_for(_stem(record))
+        if found is not None:
+            t = tally(record)
+            held[found.key] = f"{t.held} of {t.claims} ({record.get('profile', '?')})"
     by_category: dict[str, list[Paper]] = {}
     for entry in papers:
         by_category.setdefault(entry.category, []).append(entry)
@@ -254,7 +395,7 @@ def seed_table_markdown(
         side = any(entry.side_information for entry in entries)
         columns = ["paper", "title", "venue"]
         columns += ["what the attacker knows besides the update"] if side else []
-        columns += ["status"]
+        columns += ["status", "claims held here"]
         title = CATEGORY_TITLES.get(category, category.capitalize())
         lines = [
             "| " + " | ".join(columns) + " |",
@@ -270,7 +411,7 @@ def seed_table_markdown(
                     status += f" (notebook `{entry.notebook}` not in this build)"
             cells = [entry.name, entry.title, entry.venue]
             cells += [entry.side_information or "—"] if side else []
-            cells += [status]
+            cells += [status, held.get(entry.key, "—")]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
         parts.append(f"{hashes} {title}\n")
         parts.append(_styled("\n".join(lines), SEED_TABLE_CLASS))
@@ -423,7 +564,7 @@ def generate(
         ),
         atomic_write_text(
             out / GENERATED_DIR / SEED_TABLE_FILE,
-            seed_table_markdown(PAPERS, pages=pages.values()),
+            seed_table_markdown(PAPERS, pages=pages.values(), records=records),
         ),
     ]
     if mathjax:

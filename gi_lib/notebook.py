@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import torch
 
 from gi_lib.params import ExperimentParams, new_names
-from gi_lib.results import ResultRow, write_results
+from gi_lib.results import Claim, ResultRow, write_results
 
 
 class Experiment(Protocol):
@@ -114,6 +114,7 @@ class Page:
         self,
         result: Any,
         rows: Sequence[ResultRow],
+        claims: Sequence[Claim] = (),
         *,
         directory: str | os.PathLike[str] | None = None,
     ) -> Path:
@@ -122,11 +123,13 @@ class Page:
         The file (:func:`gi_lib.results.write_results`) holds the profile, the
         parameters, the environment with the device the run computed on
         (``result.device``) and the ``num_threads`` it used, the page's wall
-        time since :meth:`check`, and ``rows``.
+        time since :meth:`check`, ``rows`` and ``claims``.
 
         Args:
             result: what the driver's ``run`` returned.
             rows: the scorecard rows (the driver's ``rows(result)``).
+            claims: the paper's claims with this run's verdicts (the driver's
+                ``claims(result)``); a page checks at least one.
             directory: defaults to :func:`gi_lib.results.results_dir`.
         """
         params = self.params
@@ -136,6 +139,7 @@ class Page:
             profile=params.profile,
             parameters=params,
             rows=list(rows),
+            claims=list(claims),
             wall_seconds=self.wall_seconds(),
             device=None if device is None else str(device),
             threads=params.num_threads,

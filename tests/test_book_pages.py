@@ -10,7 +10,14 @@ import yaml
 
 from gi_lib import book
 from gi_lib.papers import PAPERS, Paper
-from gi_lib.results import PaperValue, ResultRow, read_results, write_results
+from gi_lib.results import (
+    Claim,
+    PaperValue,
+    ResultRow,
+    paired_claim,
+    read_results,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_CATEGORIES = ("attacks", "defenses", "evaluation")
@@ -27,8 +34,24 @@ def _fake_results(folder: Path) -> None:
                 "cifar10/lenet/bs1",
                 "label_accuracy",
                 1.0,
-                PaperValue(0.89, "Table 1"),
+                PaperValue(0.89, "Table 1", "P"),
             ),
+            ResultRow.against(
+                "cifar10/lenet/bs4",
+                "label_accuracy",
+                0.9,
+                PaperValue(0.89, "Table 1", "P"),
+            ),
+        ],
+        claims=[
+            paired_claim(
+                "A beats B",
+                "Sec. 4",
+                [20.0, 21.0, 22.0, 23.0],
+                [10.0, 11.5, 12.0, 12.5],
+                names=("A", "B"),
+            ),
+            Claim("C is slow", "Sec. 5", "not tested", "no timing at this profile"),
         ],
         wall_seconds=12.5,
         device="cpu",
@@ -39,7 +62,9 @@ def _fake_results(folder: Path) -> None:
         profile="cpu",
         parameters={"seed": 0},
         rows=[
-            ResultRow.against("lfw/lenet/bs1", "mse", 2e-5, PaperValue(1e-4, "Fig. 2"))
+            ResultRow.against(
+                "lfw/lenet/bs1", "mse", 2e-5, PaperValue(1e-4, "Fig. 2", "S")
+            )
         ],
         wall_seconds=3.0,
         directory=folder,
@@ -54,12 +79,14 @@ def _fake_book_src(folder: Path, notebooks: tuple[str, ...]) -> Path:
     return folder
 
 
-def _table_rows(markdown: str) -> list[list[str]]:
+def _table_rows(markdown: str, width: int | None = None) -> list[list[str]]:
+    """The cells of every Markdown table row (of ``width`` cells if given)."""
     rows = []
     for line in markdown.splitlines():
         if line.startswith("|") and not line.startswith("|---"):
             cells = [cell.strip() for cell in line.strip("|").split(" | ")]
-            rows.append(cells)
+            if width is None or len(cells) == width:
+                rows.append(cells)
     return rows
 
 
@@ -71,8 +98,10 @@ def test_scorecard_has_one_table_per_notebook_with_the_columns(tmp_path: Path) -
     text = book.scorecard_markdown(
         read_results(tmp_path), pages={"dlg": "notebooks/attacks/dlg"}
     )
-    header = "| paper | experiment | metric | paper's value | ours | profile | note |"
+    header = "| " + " | ".join(book.SCORECARD_COLUMNS) + " |"
     assert text.count(header) == 2
+    assert text.count("| " + " | ".join(book.CLAIM_COLUMNS) + " |") == 1
+    assert "checks none of the paper's claims" in text  # iDLG's file has none
     assert "## DLG" in text and "## iDLG" in text
     # Seed-table order: DLG before iDLG.
     assert text.index("## DLG") < text.index("## iDLG")
@@ -81,19 +110,58 @@ def test_scorecard_has_one_table_per_notebook_with_the_columns(tmp_path: Path) -
 def test_scorecard_rows_show_paper_value_ours_profile_and_note(tmp_path: Path) -> None:
     _fake_results(tmp_path)
     text = book.scorecard_markdown(read_results(tmp_path), pages={})
-    rows = {row[1]: row for row in _table_rows(text) if row[0] != "paper"}
+    width = len(book.SCORECARD_COLUMNS)
+    rows = {row[1]: row for row in _table_rows(text, width) if row[0] != "paper"}
     assert rows["mnist/lenet/bs1"] == [
         "DLG",
         "mnist/lenet/bs1",
         "psnr",
         "— (none)",
         "41.23",
+        "—",
         "smoke",
         "a \\| b",
     ]
-    assert rows["cifar10/lenet/bs1"][3] == "0.89 (Table 1)"
-    assert rows["cifar10/lenet/bs1"][4] == "1"
-    assert rows["lfw/lenet/bs1"][3:6] == ["1.000e-04 (Fig. 2)", "2.000e-05", "cpu"]
+    assert rows["cifar10/lenet/bs1"][3] == "0.89 (Table 1; P)"
+    assert rows["cifar10/lenet/bs1"][4:6] == ["1", "no (0.84 to 0.94)"]
+    assert rows["cifar10/lenet/bs4"][4:6] == ["0.9", "yes (0.84 to 0.94)"]
+    # A third party's quote is labelled as not the paper's own number.
+    assert rows["lfw/lenet/bs1"][3:7] == [
+        "1.000e-04 (Fig. 2; S, not the paper's own)",
+        "2.000e-05",
+        "no (5.000e-05 to 2.000e-04)",
+        "cpu",
+    ]
+
+
+def test_scorecard_shows_each_claim_with_its_verdict(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.scorecard_markdown(read_results(tmp_path), pages={})
+    claims = {row[0]: row for row in _table_rows(text, len(book.CLAIM_COLUMNS))}
+    assert claims["A beats B"][1:3] == ["Sec. 4", "holds"]
+    assert "paired difference" in claims["A beats B"][3]
+    assert claims["C is slow"][2:] == ["not tested", "no timing at this profile"]
+
+
+def test_scorecard_summary_counts_numbers_and_claims(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.scorecard_markdown(
+        read_results(tmp_path), pages={"dlg": "notebooks/attacks/dlg"}
+    )
+    summary = _table_rows(text, len(book.SUMMARY_COLUMNS))
+    assert summary[0] == list(book.SUMMARY_COLUMNS)
+    assert summary[1] == [
+        "{doc}`DLG </notebooks/attacks/dlg>`",
+        "smoke",
+        "1",  # within the band
+        "1",  # outside it
+        "1",  # no paper value
+        "1",  # held
+        "0",
+        "0",
+        "1",  # not tested
+    ]
+    assert summary[2][0] == "iDLG" and summary[2][2:5] == ["0", "1", "0"]
 
 
 def test_scorecard_says_when_a_paper_gives_no_value(tmp_path: Path) -> None:
@@ -155,11 +223,11 @@ def test_seed_table_lists_every_paper_by_category() -> None:
 def test_seed_table_links_notebooks_present_and_shows_status() -> None:
     text = book.seed_table_markdown(PAPERS, pages=["notebooks/attacks/dlg"])
     rows = {row[0]: row for row in _table_rows(text)}
-    assert rows["DLG"][-1] == "supported: {doc}`notebook </notebooks/attacks/dlg>`"
-    assert rows["iDLG"][-1] == "supported (notebook `attacks/idlg` not in this build)"
+    assert rows["DLG"][-2] == "supported: {doc}`notebook </notebooks/attacks/dlg>`"
+    assert rows["iDLG"][-2] == "supported (notebook `attacks/idlg` not in this build)"
     # Every paper's status follows from its entry: planned until it has a notebook.
     for paper in PAPERS:
-        status = rows[paper.name][-1]
+        status = rows[paper.name][-2]
         if paper.notebook is None:
             assert status == "planned", paper.key
         else:
@@ -170,7 +238,16 @@ def test_a_paper_without_a_notebook_is_planned() -> None:
     planned = Paper("new", "New", "A new paper", "2025", "attack", "", None)
     text = book.seed_table_markdown((*PAPERS, planned), pages=[])
     rows = {row[0]: row for row in _table_rows(text)}
-    assert rows["New"][-1] == "planned"
+    assert rows["New"][-2:] == ["planned", "—"]
+
+
+def test_seed_table_says_how_many_claims_hold(tmp_path: Path) -> None:
+    _fake_results(tmp_path)
+    text = book.seed_table_markdown(PAPERS, records=read_results(tmp_path))
+    rows = {row[0]: row for row in _table_rows(text)}
+    assert rows["DLG"][-1] == "1 of 2 (smoke)"
+    assert rows["iDLG"][-1] == "0 of 0 (cpu)"
+    assert rows["R-GAP"][-1] == "—"
 
 
 def test_generate_writes_pages_toc_and_mathjax(tmp_path: Path) -> None:

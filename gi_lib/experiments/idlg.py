@@ -35,12 +35,12 @@ check = single_image.checker(IDLGParams, NOTEBOOK)
 # iDLG, Table 1: accuracy of the extracted labels (1000 images per data set in
 # the official code). The paper has no CIFAR-10 column; it used CIFAR-100.
 PAPER_LABEL_ACCURACY: dict[tuple[str, str], PaperValue] = {
-    ("mnist", "dlg"): PaperValue(0.899, "iDLG, Table 1"),
-    ("mnist", "idlg"): PaperValue(1.0, "iDLG, Table 1"),
-    ("cifar100", "dlg"): PaperValue(0.833, "iDLG, Table 1"),
-    ("cifar100", "idlg"): PaperValue(1.0, "iDLG, Table 1"),
-    ("lfw", "dlg"): PaperValue(0.791, "iDLG, Table 1"),
-    ("lfw", "idlg"): PaperValue(1.0, "iDLG, Table 1"),
+    ("mnist", "dlg"): PaperValue(0.899, "iDLG, Table 1", "P"),
+    ("mnist", "idlg"): PaperValue(1.0, "iDLG, Table 1", "P"),
+    ("cifar100", "dlg"): PaperValue(0.833, "iDLG, Table 1", "P"),
+    ("cifar100", "idlg"): PaperValue(1.0, "iDLG, Table 1", "P"),
+    ("lfw", "dlg"): PaperValue(0.791, "iDLG, Table 1", "P"),
+    ("lfw", "idlg"): PaperValue(1.0, "iDLG, Table 1", "P"),
 }
 DATA_NOTES = {
     "lfw": "ours: scikit-image's 200-crop LFW subset with 2 labels (face/non-face); "
