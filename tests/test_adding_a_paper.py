@@ -34,7 +34,7 @@ from gi_lib.attacks.base import Reconstruction
 from gi_lib.defenses.aggregation import SERVER, DropoutSchedule, ProtocolAbort
 from gi_lib.papers import PAPERS, Paper
 from gi_lib.params import ParameterError
-from gi_lib.results import RESULTS_ENV, ResultRow
+from gi_lib.results import RESULTS_ENV, ResultRow, untested_claim
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "adding-a-paper.md"
@@ -137,6 +137,7 @@ def test_the_page_attack_registers_and_its_notebook_runs_on_mnist(
     assert record["parameters"]["batch_sizes"] == [1, 2, 4]
     assert record["environment"]["threads"] == 1
     assert [row["experiment"] for row in record["rows"]] == ["mnist/lenet/bs1"]
+    assert [claim["verdict"] for claim in record["claims"]] == ["not tested"]
 
 
 def _import_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -164,6 +165,9 @@ def _stand_in_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         summary_text=lambda result: "A summary.",
         rows=lambda result: [
             ResultRow.against("mnist/lenet/bs1", "psnr", 1.0, None, "a stand-in")
+        ],
+        claims=lambda result: [
+            untested_claim("The attack works", "Sec. 1", "a stand-in")
         ],
     )
 
