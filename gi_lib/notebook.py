@@ -23,8 +23,11 @@ them, so that a page's hidden cells hold nothing but this bookkeeping::
     result = experiment.run(params)
     rows = experiment.rows(result)
 
-    # a hidden cell, last
-    page.finish(result, rows)
+    claims = experiment.claims(result)
+
+    # last, a cell whose input is hidden: it writes the results file and
+    # shows how long the page ran
+    page.finish(result, rows, claims)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +43,36 @@ import torch
 
 from gi_lib.params import ExperimentParams, new_names
 from gi_lib.results import Claim, ResultRow, write_results
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What :meth:`Page.finish` wrote; shown in a notebook as one sentence
+    that says how long the page ran, with what."""
+
+    path: Path
+    profile: str
+    wall_seconds: float
+    device: str | None
+    threads: int
+
+    def __str__(self) -> str:
+        on = f" on {self.device}" if self.device else ""
+        return (
+            f"This page ran in {_duration(self.wall_seconds)} with the "
+            f"`{self.profile}` profile{on}, {self.threads} CPU "
+            f"thread{'s' if self.threads != 1 else ''}; its numbers are in "
+            f"`{self.path.name}`."
+        )
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"
 
 
 class Experiment(Protocol):
@@ -117,8 +151,9 @@ class Page:
         claims: Sequence[Claim] = (),
         *,
         directory: str | os.PathLike[str] | None = None,
-    ) -> Path:
-        """Write the page's results file and return its path.
+    ) -> Finished:
+        """Write the page's results file; return where, and how long the page
+        ran (a notebook shows it as a sentence).
 
         The file (:func:`gi_lib.results.write_results`) holds the profile, the
         parameters, the environment with the device the run computed on
@@ -134,14 +169,17 @@ class Page:
         """
         params = self.params
         device = getattr(result, "device", None)
-        return write_results(
+        device = None if device is None else str(device)
+        seconds = self.wall_seconds()
+        path = write_results(
             self.notebook,
             profile=params.profile,
             parameters=params,
             rows=list(rows),
             claims=list(claims),
-            wall_seconds=self.wall_seconds(),
-            device=None if device is None else str(device),
+            wall_seconds=seconds,
+            device=device,
             threads=params.num_threads,
             directory=directory,
         )
+        return Finished(path, params.profile, seconds, device, params.num_threads)

@@ -78,10 +78,15 @@ def test_finish_writes_the_results_file(tmp_path: Path) -> None:
     namespace.update(PARAMETERS, profile="cpu")
     page.check(namespace)
     rows = [ResultRow.against("mnist/lenet/bs1", "psnr", 12.5, None, "a note")]
-    path = page.finish(
+    finished = page.finish(
         SimpleNamespace(device=torch.device("cpu")), rows, directory=tmp_path
     )
+    path = finished.path
     assert path == tmp_path / "dlg.json"
+    # Shown on the page: how long it ran, with what.
+    shown = finished._repr_markdown_()
+    assert shown.startswith("This page ran in ") and "`cpu` profile on cpu" in shown
+    assert f"{PARAMETERS['num_threads']} CPU thread" in shown
     record = json.loads(path.read_text(encoding="utf-8"))
     assert record["notebook"] == "dlg"
     assert record["profile"] == "cpu"
