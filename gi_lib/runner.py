@@ -495,7 +495,8 @@ def _execute(
             raise RunnerError(
                 f"{source.key} ran with the {profile!r} profile but wrote no "
                 f"results file {results_file}; a paper notebook ends with "
-                "page.finish(result, rows, claims) (gi_lib.notebook.Page), which writes it."
+                "page.finish(result, rows, claims) (gi_lib.notebook.Page), which "
+                "writes it."
             )
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, target)
