@@ -45,6 +45,8 @@ METRICS = (
     "epsilon",
     "seconds",
     "bytes",
+    "expansion",
+    "speedup",
 )
 RESULTS_ENV = "GI_RESULTS_DIR"
 
@@ -74,6 +76,8 @@ DEFAULT_BANDS: dict[str, tuple[str, float]] = {
     "epsilon": ("rel", 0.05),
     "seconds": ("factor", 3.0),
     "bytes": ("rel", 0.01),
+    "expansion": ("rel", 0.05),
+    "speedup": ("factor", 2.0),
 }
 
 
@@ -485,8 +489,8 @@ def rows_frame(rows: list[ResultRow]):  # noqa: ANN201 - pandas is imported lazi
             {
                 "experiment": r.experiment,
                 "metric": r.metric,
-                "paper": "—" if r.paper is None else round(r.paper, 4),
-                "ours": round(r.ours, 4),
+                "paper": "—" if r.paper is None else _significant(r.paper),
+                "ours": _significant(r.ours),
                 "paper source": _source_text(r),
                 "within the paper's band": _band_text(r),
                 "note": r.note,
@@ -494,6 +498,13 @@ def rows_frame(rows: list[ResultRow]):  # noqa: ANN201 - pandas is imported lazi
             for r in rows
         ]
     )
+
+
+def _significant(value: float, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits (microseconds stay visible)."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 def _source_text(row: ResultRow) -> str:

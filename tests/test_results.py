@@ -165,3 +165,18 @@ def test_a_claim_has_a_known_verdict_and_its_words() -> None:
         Claim("c", "s", "probably", "e")
     with pytest.raises(ValueError, match="source"):
         Claim("c", " ", HOLDS, "e")
+
+
+def test_every_metric_has_a_default_band() -> None:
+    from gi_lib.results import DEFAULT_BANDS, METRICS
+
+    assert set(DEFAULT_BANDS) == set(METRICS)
+
+
+def test_the_rows_table_keeps_small_numbers_visible() -> None:
+    from gi_lib.results import rows_frame
+
+    row = ResultRow.against("add", "seconds", 1.56e-4, PaperValue(5.1e-5, "T3", "T"))
+    frame = rows_frame([row])
+    assert frame.loc[0, "ours"] == 1.56e-4 and frame.loc[0, "paper"] == 5.1e-5
+    assert frame.loc[0, "paper source"] == "T3 [T]"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from gi_lib import metrics
 from gi_lib.attacks.base import Reconstruction
@@ -26,7 +27,14 @@ MAX_MIXED = 8
 
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
-    """Let torch use ``count`` CPU threads inside the block (restored afterwards).
+    """Let torch, and numpy's BLAS, use ``count`` CPU threads inside the block
+    (restored afterwards).
+
+    numpy's BLAS (OpenBLAS) ignores torch's setting and starts a thread per
+    core; ``threadpoolctl`` limits it too, so that a page's ``num_threads``
+    holds for numpy's products (the encrypted-aggregation pages' field and
+    lattice arithmetic) and a party timed with ``time.process_time`` is not
+    charged for BLAS threads spinning on a busy machine.
 
     Every notebook's default is one thread: it keeps CPU runs repeatable, and
     LeNet-sized layers are too small for intra-op parallelism to pay; on a
@@ -41,7 +49,8 @@ def torch_threads(count: int) -> Iterator[None]:
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
-        yield
+        with threadpool_limits(limits=count, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(previous)
 
