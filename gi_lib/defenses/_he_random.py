@@ -1,20 +1,21 @@
 """Randomness for the homomorphic-encryption backends: a ChaCha20 DRBG.
 
 Key material and encryption noise of the LWE scheme (:mod:`gi_lib.defenses._lwe`)
-come from a ChaCha20 keystream (``cryptography``), never from ``numpy.random``.
-A :class:`KeyStream` is keyed once (from a seed, for reproducible runs, or
-from ``os.urandom``); every draw uses a fresh 96-bit nonce (a counter), so
-no two draws share keystream.
+and Paillier's ``r`` come from the shared ChaCha20 keystream
+(:func:`gi_lib.defenses._crypto.keystream`), never from ``numpy.random``. A
+:class:`KeyStream` is keyed once (:func:`derive_key`: from a seed through
+:class:`gi_lib.defenses._crypto.KeySource`, for reproducible runs, or from
+``os.urandom``); every draw uses a fresh 96-bit nonce (a counter), so no two
+draws share keystream.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from gi_lib.defenses._crypto import KeySource, keystream
 
 # Box-Muller on 53-bit uniforms never leaves |z| <= sqrt(2 * 53 * ln 2).
 MAX_NORMAL = math.sqrt(2 * 53 * math.log(2))
@@ -23,9 +24,7 @@ MAX_NORMAL = math.sqrt(2 * 53 * math.log(2))
 def derive_key(seed: int | None, label: str) -> bytes:
     """32 bytes of key for ``label``: from ``seed`` (reproducible) or, without
     one, from the operating system's CSPRNG."""
-    if seed is None:
-        return os.urandom(32)
-    return hashlib.sha256(f"gi_lib.he/{label}/{int(seed)}".encode()).digest()
+    return KeySource(seed).derive("homomorphic encryption", label, length=32)
 
 
 class KeyStream:
@@ -43,12 +42,10 @@ class KeyStream:
 
     def bytes(self, count: int) -> bytes:
         """``count`` fresh pseudorandom bytes (a new nonce for every call)."""
-        # cryptography's 16-byte ChaCha20 nonce is a 32-bit block counter
-        # (starting at 0) then a 96-bit nonce: the draw index goes there.
-        nonce = b"\0\0\0\0" + self._draws.to_bytes(12, "little")
+        # The draw index is the 96-bit nonce: every draw is its own stream.
+        label = self._draws.to_bytes(12, "little")
         self._draws += 1
-        encryptor = Cipher(algorithms.ChaCha20(self._key, nonce), None).encryptor()
-        return encryptor.update(bytes(count))
+        return keystream(self._key, count, label=label)
 
     def uniform_bits(self, shape: tuple[int, ...], bits: int) -> np.ndarray:
         """Independent uniform integers in [0, 2^bits) (int64), ``bits <= 32``."""
