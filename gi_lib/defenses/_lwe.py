@@ -466,3 +466,20 @@ def ciphertext_bytes(size: int, params: LWEParams) -> int:
     """Bytes of the serialised encryption of ``size`` values."""
     blocks = max(1, math.ceil(size / params.block))
     return _HEADER.size + blocks * (params.n + params.block) * params.bytes_per_element
+
+
+def body_as_plaintext(c: LWECiphertext, params: LWEParams) -> np.ndarray:
+    """What a reader *without* the secret key gets by decoding ``c2`` as if it
+    were the message: ``c2 mod q``, reduced mod p and centred (int64).
+
+    Only for showing what the server holds: without ``c1 S`` this is the
+    message plus ``e1 P``, which is pseudorandom in Z_p.
+    """
+    _check_shape(c, params)
+    limbs = _normalise(c.c2.copy(), params.q_bits).reshape(params.num_limbs, -1)
+    value = np.zeros(limbs.shape[1], dtype=object)
+    for i in range(params.num_limbs):
+        value += limbs[i].astype(object) * (1 << (LIMB_BITS * i))
+    residue = value % params.p
+    centred = np.where(residue > (params.p - 1) // 2, residue - params.p, residue)
+    return centred.astype(np.int64)[: c.size]
