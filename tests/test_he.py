@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gi_lib.defenses import _ckks, _lwe, _paillier, he
+from gi_lib.defenses._blas import blas_threads, current_blas_threads
 from gi_lib.defenses._fixedpoint import FixedPointOverflow
 from gi_lib.defenses._he_random import KeyStream, derive_key, gaussian_bound
 from gi_lib.defenses.aggregation import SERVER, DropoutSchedule, ProtocolAbort
@@ -355,3 +356,22 @@ def test_keystream_draws_are_fresh_and_seeded_runs_repeat():
     noise = a.rounded_gaussian((20000,), 3.19)
     assert abs(noise.std() - 3.19) < 0.1 and abs(noise.mean()) < 0.1
     assert np.abs(noise).max() <= gaussian_bound(3.19)
+
+
+def test_the_ciphertext_body_read_as_a_message_is_not_the_message(lwe):
+    update = np.full(200, 0.5)
+    body = _lwe.body_as_plaintext(lwe.encrypt(update), lwe.params)
+    assert body.shape == (200,)
+    assert not np.any(body == lwe.encode(update))
+    half = (lwe.params.p - 1) // 2
+    assert np.abs(body).max() <= half and np.abs(body).mean() > half / 4
+
+
+def test_blas_threads_are_set_inside_the_block_and_restored():
+    before = current_blas_threads()
+    with blas_threads(1):
+        assert current_blas_threads() in (1, None)
+    assert current_blas_threads() == before
+    with pytest.raises(ValueError):
+        with blas_threads(0):
+            pass

@@ -152,3 +152,18 @@ def test_summary_quotes_the_run():
     result = dataclasses.replace(result, trials=[])
     text = experiment.summary_text(result)
     assert "30,000 values" in text and "identical" in text
+
+
+def test_table3_comparison_is_in_the_tables_units():
+    rows = experiment.table3_comparison(_result())
+    assert [(r["n_gd"], r["operation"]) for r in rows] == [
+        (20000, "Enc"),
+        (20000, "Dec"),
+        (20000, "Add"),
+    ]
+    enc = rows[0]
+    assert enc["unit"] == "ms" and enc["paper (1 thread)"] == 164.4
+    assert enc["ours (1 thread)"] == 200.0 and enc["within x3"]
+    add = rows[2]
+    assert add["unit"] == "µs" and add["ours (1 thread)"] == 100.0 and add["within x3"]
+    assert experiment.table3_comparison(_result(lwe_n=256)) == []
