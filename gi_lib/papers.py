@@ -158,9 +158,10 @@ PAPERS: tuple[Paper, ...] = (
         "he",
         "Homomorphic encryption",
         "Privacy-Preserving Deep Learning via Additively Homomorphic Encryption",
-        "ATIS 2017",
+        "IEEE TIFS 2018 (ATIS 2017)",
         "encrypted aggregation",
         "",
+        "defenses/he",
     ),
     Paper(
         "huang2021",
