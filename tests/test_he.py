@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gi_lib.defenses import _ckks, _lwe, _paillier, he
-from gi_lib.defenses._blas import blas_threads, current_blas_threads
 from gi_lib.defenses._fixedpoint import FixedPointOverflow
 from gi_lib.defenses._he_random import KeyStream, derive_key, gaussian_bound
 from gi_lib.defenses.aggregation import SERVER, DropoutSchedule, ProtocolAbort
@@ -365,13 +364,3 @@ def test_the_ciphertext_body_read_as_a_message_is_not_the_message(lwe):
     assert not np.any(body == lwe.encode(update))
     half = (lwe.params.p - 1) // 2
     assert np.abs(body).max() <= half and np.abs(body).mean() > half / 4
-
-
-def test_blas_threads_are_set_inside_the_block_and_restored():
-    before = current_blas_threads()
-    with blas_threads(1):
-        assert current_blas_threads() in (1, None)
-    assert current_blas_threads() == before
-    with pytest.raises(ValueError):
-        with blas_threads(0):
-            pass

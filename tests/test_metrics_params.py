@@ -271,3 +271,20 @@ def test_new_names_sees_injected_parameters():
     baseline = set(namespace)
     namespace.update(seed=1, typo_name=2, _private=3)
     assert new_names(namespace, baseline) == {"seed": 1, "typo_name": 2}
+
+
+def test_num_threads_limits_numpy_blas_too():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    @uses_num_threads
+    def run(params: ToyParams) -> set[int]:
+        return blas_threads()
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("numpy has no BLAS that threadpoolctl can control here")
+    assert run(_check(num_threads=1)) == {1}
+    assert blas_threads() == before  # restored

@@ -43,6 +43,7 @@ THREAT_MODEL_FLAGS = {
     "defenses/dpsgd": {"defense"},
     "defenses/mixup": {"defense"},
     "defenses/instahide": {"defense"},
+    "defenses/he": {"reveal_labels"},
     "evaluation/attacks_vs_defenses": {
         "model_mode",
         "reveal_labels",

@@ -40,7 +40,6 @@ from gi_lib import data, fl, metrics, plots, training
 from gi_lib.attacks import build_attack
 from gi_lib.attacks import inverting as _inverting  # noqa: F401  (make sees the attack)
 from gi_lib.defenses import _lwe, he
-from gi_lib.defenses._blas import blas_threads
 from gi_lib.defenses.aggregation import SERVER, PlaintextSum, UpdateLayout, client_name
 from gi_lib.experiments.common import AttackedSample, attack_and_score, uses_num_threads
 from gi_lib.models import Normalize
@@ -563,18 +562,15 @@ def run(params: HEParams, *, progress: bool = True) -> HERun:
     """Time the backends, run one harness round each, train three ways, attack."""
     resolve_device(params.device, supported=("cpu",))
     uploads = len(_schedule(params))
-    with blas_threads(params.num_threads):  # numpy's BLAS too, not only torch
-        backends, setup = _backends(
-            params, max_summands=uploads + params.num_trials + 1
-        )
-        costs = _time_operations(params, backends, progress)
-        rounds = [_harness_round(params, "plaintext", None)] + [
-            _harness_round(params, name, backend) for name, backend in backends.items()
-        ]
-        lwe = backends["lwe"]
-        assert isinstance(lwe, he.LWEBackend)
-        training_result, system, learner = _train(params, lwe, progress)
-        trials = _attack(params, system, learner, lwe, progress)
+    backends, setup = _backends(params, max_summands=uploads + params.num_trials + 1)
+    costs = _time_operations(params, backends, progress)
+    rounds = [_harness_round(params, "plaintext", None)] + [
+        _harness_round(params, name, backend) for name, backend in backends.items()
+    ]
+    lwe = backends["lwe"]
+    assert isinstance(lwe, he.LWEBackend)
+    training_result, system, learner = _train(params, lwe, progress)
+    trials = _attack(params, system, learner, lwe, progress)
     return HERun(params, costs, rounds, training_result, trials, setup)
 
 
