@@ -199,7 +199,11 @@ experiment.cost_table(result)
 # ```
 #
 # A masked upload is uniform over the ring whatever the input, so inverting it
-# is inverting noise. The sum the server does learn is exact: after decoding
+# is inverting noise: its reconstruction should score like the unrelated
+# image, and the plaintext update's well above both (the numbers are in the
+# summary above). At the cpu profile's budget of a few hundred Adam steps even
+# the plaintext reconstruction is rough; the paper profile runs a longer
+# attack on a GPU. What matters here is the gap. The sum the server does learn is exact: after decoding
 # it equals the plaintext fixed-point sum entry for entry. Attacks on that sum
 # (batch inversion at batch size n times B) are the aggregation-leakage
 # page's subject.
