@@ -203,10 +203,12 @@ experiment.cost_table(result)
 # image, and the plaintext update's well above both (the numbers are in the
 # summary above). At the cpu profile's budget of a few hundred Adam steps even
 # the plaintext reconstruction is rough; the paper profile runs a longer
-# attack on a GPU. What matters here is the gap. The sum the server does learn is exact: after decoding
-# it equals the plaintext fixed-point sum entry for entry. Attacks on that sum
-# (batch inversion at batch size n times B) are the aggregation-leakage
-# page's subject.
+# attack on a GPU. What matters here is the gap.
+#
+# The sum the server does learn is exact: after decoding it equals the
+# plaintext fixed-point sum entry for entry. Attacking that sum is batch
+# inversion at a batch of n times B images, which this page does not run:
+# SecAgg protects the individual updates, not what their sum reveals.
 
 # %%
 rows = experiment.rows(result)
