@@ -107,15 +107,19 @@ class Shamir:
         self.num_shares = int(num_shares)
         self.prime = int(prime)
 
-    def share(self, secrets: np.ndarray, seed: bytes) -> np.ndarray:
-        """Shares of each secret: row i - 1 holds f(i) for every secret.
+    def share(
+        self, secrets: np.ndarray, seed: bytes, points: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Shares of each secret: row j holds f(points[j]) for every secret.
 
         Args:
             secrets: k field elements (ints in [0, p)).
             seed: 32 secret bytes for the random coefficients (ChaCha20).
+            points: the x values to evaluate at (distinct, in 1..n); all of
+                1..n by default.
 
         Returns:
-            An (n, k) int64 array.
+            A (len(points), k) int64 array (n rows by default).
         """
         s = np.asarray(secrets, dtype=np.int64).reshape(-1)
         if np.any((s < 0) | (s >= self.prime)):
@@ -125,8 +129,17 @@ class Shamir:
         coefficients = prg_field(
             seed, (t - 1) * k, self.prime, label=b"shamir"
         ).reshape(t - 1, k)
-        x = np.arange(1, self.num_shares + 1, dtype=np.int64)[:, None]
-        acc = np.zeros((self.num_shares, k), dtype=np.int64)
+        if points is None:
+            x = np.arange(1, self.num_shares + 1, dtype=np.int64)[:, None]
+        else:
+            x = np.asarray(list(points), dtype=np.int64)[:, None]
+            if x.size and (
+                x.min() < 1 or x.max() > self.num_shares or np.unique(x).size != x.size
+            ):
+                raise ValueError(
+                    f"share points must be distinct values in 1..{self.num_shares}."
+                )
+        acc = np.zeros((x.shape[0], k), dtype=np.int64)
         for row in coefficients[::-1]:
             acc = (acc + row) % p * x % p
         return (acc + s) % p

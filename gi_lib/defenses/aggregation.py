@@ -55,8 +55,12 @@ class ProtocolAbort(RuntimeError):
     """The protocol cannot finish (too few survivors, a malformed message).
 
     Raised instead of returning a partial aggregate; the message names the
-    round and what was missing.
+    round and what was missing. When raised by :meth:`AggregationProtocol.run`
+    it carries the run's :class:`Transcript` so far as ``transcript`` (what
+    every party had seen when the protocol stopped).
     """
+
+    transcript: Transcript | None = None
 
 
 @dataclass(frozen=True)
@@ -587,12 +591,16 @@ class AggregationProtocol(ABC):
                 transcript.record(message)
                 parties[message.receiver].receive(message)
 
-        for r in range(self.num_rounds):
-            for index, client in enumerate(clients):
-                if schedule.is_active(index, r):
-                    turn(client, r)
-            turn(server, r)
-        flat, survivors = server.output()
+        try:
+            for r in range(self.num_rounds):
+                for index, client in enumerate(clients):
+                    if schedule.is_active(index, r):
+                        turn(client, r)
+                turn(server, r)
+            flat, survivors = server.output()
+        except ProtocolAbort as abort:
+            abort.transcript = transcript  # what was sent before it stopped
+            raise
         return AggregationResult(
             aggregate=layout.unflatten(flat),
             survivors=tuple(survivors),
