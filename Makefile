@@ -85,6 +85,7 @@ lint: $(INSTALL)
 
 bench: $(INSTALL)
 	$(PY) benchmarks/bench_attacks.py $(BENCH_FLAGS)
+	$(PY) benchmarks/bench_aggregation.py
 
 clean:
 	rm -rf $(BUILD)

@@ -44,6 +44,7 @@ THREAT_MODEL_FLAGS = {
     "defenses/mixup": {"defense"},
     "defenses/instahide": {"defense"},
     "defenses/he": {"reveal_labels"},
+    "defenses/secagg": set(),
     "evaluation/attacks_vs_defenses": {
         "model_mode",
         "reveal_labels",

@@ -57,7 +57,6 @@ from gi_lib.defenses.secagg import (
 from gi_lib.experiments.common import uses_num_threads
 from gi_lib.params import ExperimentParams, check_parameters, param, resolve_device
 from gi_lib.results import (
-    METRICS,
     Claim,
     PaperValue,
     ResultRow,
@@ -573,21 +572,9 @@ def rows(result: SecAggRun) -> list[ResultRow]:
         experiment = (
             f"expansion, 2^{int(math.log2(n))} clients, 2^{int(math.log2(m))} values"
         )
-        if "expansion" in METRICS:
-            out.append(
-                ResultRow.against(experiment, "expansion", e["ours"], paper, note=note)
-            )
-        else:  # until gi_lib.results knows the metric: bytes, no paper value
-            bytes_ours = e["ours"] * m * INPUT_BITS / 8
-            out.append(
-                ResultRow.against(
-                    experiment + " (bytes per client)",
-                    "bytes",
-                    bytes_ours,
-                    None,
-                    note=note,
-                )
-            )
+        out.append(
+            ResultRow.against(experiment, "expansion", e["ours"], paper, note=note)
+        )
     for check_ in result.validation:
         out.append(
             ResultRow.against(
