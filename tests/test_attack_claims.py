@@ -149,6 +149,17 @@ def test_dlg_one_failure_in_six_leaves_the_image_claim_open():
     assert claims[0].verdict == NOT_ENOUGH_TRIALS
 
 
+def test_dlg_claims_text_says_what_the_verdicts_rest_on():
+    trials = [_sample(60.0 + i, index=i) for i in range(4)]
+    trials += [_sample(3.0, index=4), _sample(3.5, index=5)]
+    text = dlg.claims_text(_dlg_run({"mnist": trials}))
+    assert "4 of 6 images reached 30 dB or more (the lowest of them 60.0 dB)" in text
+    assert "the other 2 at most 3.5 dB" in text
+    assert "left open on mnist" in text
+    held = dlg.claims_text(_dlg_run({"mnist": trials[:4]}))
+    assert "holds on mnist" in held and "other" not in held
+
+
 def test_dlg_label_row_quotes_idlg_table_1_for_dlg():
     run = _dlg_run(
         {
@@ -335,3 +346,24 @@ def test_rgap_pairs_need_three_images():
     run = _rgap_run(full=[(80.0, 11.0), (90.0, 12.0)], deficient=[(9.0, 8.0)] * 2)
     versus = rgap.claims(run)[1]
     assert versus.verdict == NOT_ENOUGH_TRIALS
+
+
+def test_idlg_claims_text_counts_the_pairs():
+    pairs = {"mnist": [(10.0 + i, i % 2 == 0, 60.0, True) for i in range(5)]}
+    text = idlg.claims_text(_idlg_run(pairs, {"mnist": (1.0, 100)}))
+    assert "Over the 5 images both attacks ran on" in text
+    assert "iDLG named 5 labels right and DLG 3" in text
+    assert "iDLG's image was better on 5, DLG's on 0, and 0 tied" in text
+    assert "the claim on reconstructions holds" in text
+
+
+def test_rgap_claims_text_names_each_network_and_verdict():
+    run = _rgap_run(
+        full=[(101.7, 11.0), (47.2, 12.5), (99.0, 10.0)],
+        deficient=[(9.3, 10.0), (7.8, 11.0), (7.9, 9.0)],
+    )
+    text = rgap.claims_text(run)
+    assert "R-GAP's lowest PSNR over 3 images was 47.2 dB" in text
+    assert "DLG's highest 12.5 dB" in text and "highest was 9.3 dB" in text
+    assert "exact recovery on cnn6 holds" in text
+    assert text.endswith("and the time claim holds.")

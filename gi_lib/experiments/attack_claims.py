@@ -9,7 +9,14 @@ import math
 from collections.abc import Iterable, Sequence
 
 from gi_lib.experiments.common import AttackedSample
-from gi_lib.results import Claim, bound_claim
+from gi_lib.results import (
+    DOES_NOT_HOLD,
+    HOLDS,
+    NOT_ENOUGH_TRIALS,
+    NOT_TESTED,
+    Claim,
+    bound_claim,
+)
 
 NEAR_EXACT_PSNR = 40.0
 """dB: an MSE of 1e-4 on [0, 1] images, the strictest "good fidelity"
@@ -76,3 +83,14 @@ def every_trial_claim(
         f"{'above' if above is not None else 'below'} {bound:g}{u} on every trial"
     )
     return dataclasses.replace(judged, evidence=evidence)
+
+
+def verdict_phrase(verdict: str) -> str:
+    """A verdict as the prose says it: ``holds``, ``does not hold``, ``cannot
+    be told from these trials``, ``is not tested``."""
+    return {
+        HOLDS: "holds",
+        DOES_NOT_HOLD: "does not hold",
+        NOT_ENOUGH_TRIALS: "cannot be told from these trials",
+        NOT_TESTED: "is not tested",
+    }[verdict]

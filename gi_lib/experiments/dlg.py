@@ -19,6 +19,8 @@ from gi_lib.experiments.common import AttackedSample, uses_num_threads
 from gi_lib.experiments.idlg import DATA_NOTES, PAPER_LABEL_ACCURACY
 from gi_lib.params import resolve_device
 from gi_lib.results import (
+    DOES_NOT_HOLD,
+    HOLDS,
     Claim,
     PaperValue,
     ResultRow,
@@ -169,6 +171,26 @@ def summary_text(result: DLGRun) -> str:
     return f"In this run ({result.params.profile} profile): " + "; ".join(parts) + "."
 
 
+def image_claim(result: DLGRun, name: str, trials: list[AttackedSample]) -> Claim:
+    """DLG's image claim on one data set's trials: the interval of the mean
+    PSNR, each capped at
+    :data:`~gi_lib.experiments.attack_claims.NEAR_EXACT_PSNR`, against the
+    page's success threshold."""
+    threshold = result.params.success_psnr
+    # A threshold at or above the exact level is judged on uncapped PSNRs.
+    ceiling = NEAR_EXACT_PSNR if threshold < NEAR_EXACT_PSNR else PSNR_CEILING
+    capped = f", capped at {ceiling:g} dB" if ceiling == NEAR_EXACT_PSNR else ""
+    return bound_claim(
+        f"From one gradient of the untrained LeNet, DLG recovers the private "
+        f"image pixel-wise ({name}; recovered: above {threshold:g} dB PSNR)",
+        "DLG, abstract and Fig. 3 (MNIST, CIFAR-100, SVHN, LFW)",
+        psnrs(trials, ceiling=ceiling),
+        above=threshold,
+        unit="dB",
+        what=f"PSNR per image{capped}",
+    )
+
+
 def claims(result: DLGRun) -> list[Claim]:
     """DLG's claims, judged on this run's trials per data set.
 
@@ -180,25 +202,9 @@ def claims(result: DLGRun) -> list[Claim]:
     one half. Claims of the paper this page does not run are listed as not
     tested, with why.
     """
-    threshold = result.params.success_psnr
-    # A threshold at or above the exact level is judged on uncapped PSNRs.
-    ceiling = NEAR_EXACT_PSNR if threshold < NEAR_EXACT_PSNR else PSNR_CEILING
-    capped = f", capped at {ceiling:g} dB" if ceiling == NEAR_EXACT_PSNR else ""
     out = []
     for name, trials in result.trials.items():
-        values = psnrs(trials, ceiling=ceiling)
-        out.append(
-            bound_claim(
-                f"From one gradient of the untrained LeNet, DLG recovers the "
-                f"private image pixel-wise ({name}; recovered: above "
-                f"{threshold:g} dB PSNR)",
-                "DLG, abstract and Fig. 3 (MNIST, CIFAR-100, SVHN, LFW)",
-                values,
-                above=threshold,
-                unit="dB",
-                what=f"PSNR per image{capped}",
-            )
-        )
+        out.append(image_claim(result, name, trials))
         out.append(
             bound_claim(
                 f"DLG recovers the image's label along with the image, on most "
@@ -234,3 +240,42 @@ def claims(result: DLGRun) -> list[Claim]:
         ),
     ]
     return out
+
+
+def claims_text(result: DLGRun) -> str:
+    """What the image claim's verdicts rest on, per data set, for the prose."""
+    threshold = result.params.success_psnr
+    verdicts: dict[str, list[str]] = {}
+    parts = []
+    for name, trials in result.trials.items():
+        claim = image_claim(result, name, trials)
+        values = [t.psnr for t in trials]
+        failed = [v for v in values if v < threshold]
+        recovered = [v for v in values if v >= threshold]
+        part = f"on {name}, {len(recovered)} of {len(values)} images reached "
+        part += (
+            f"{threshold:g} dB or more (the lowest of them {min(recovered):.1f} dB)"
+            if recovered
+            else f"{threshold:g} dB"
+        )
+        if failed:
+            part += f" and the other {len(failed)} at most {max(failed):.1f} dB"
+        parts.append(part)
+        verdicts.setdefault(claim.verdict, []).append(name)
+    outcome = []
+    for verdict, names in verdicts.items():
+        where = " and ".join(names)
+        if verdict == HOLDS:
+            outcome.append(f"holds on {where}")
+        elif verdict == DOES_NOT_HOLD:
+            outcome.append(f"does not hold on {where}")
+        else:
+            outcome.append(
+                f"is left open on {where} (the interval of the mean straddles "
+                f"{threshold:g} dB with this many images)"
+            )
+    return (
+        f"In this run, {'; '.join(parts)}. The image claim "
+        + ", and ".join(outcome)
+        + "."
+    )

@@ -11,7 +11,12 @@ from matplotlib.figure import Figure
 
 from gi_lib import plots
 from gi_lib.experiments import single_image
-from gi_lib.experiments.attack_claims import NEAR_EXACT_PSNR, labels_right, psnrs
+from gi_lib.experiments.attack_claims import (
+    NEAR_EXACT_PSNR,
+    labels_right,
+    psnrs,
+    verdict_phrase,
+)
 from gi_lib.experiments.common import AttackedSample, uses_num_threads
 from gi_lib.params import param, resolve_device
 from gi_lib.results import Claim, PaperValue, ResultRow, bound_claim, paired_claim
@@ -255,6 +260,14 @@ def claims(result: IDLGRun) -> list[Claim]:
                 f"({100 * accuracy:.1f}%); claimed: every one",
             )
         )
+    out += comparison_claims(result)
+    return out
+
+
+def comparison_claims(result: IDLGRun) -> list[Claim]:
+    """iDLG against DLG on the same observed gradients: labels, then PSNRs
+    capped at :data:`~gi_lib.experiments.attack_claims.NEAR_EXACT_PSNR`."""
+    out = []
     dlg_trials, idlg_trials = paired_trials(result)
     pooled = (
         f"; {len(dlg_trials)} images pooled over {', '.join(result.trials)}, "
@@ -286,3 +299,28 @@ def claims(result: IDLGRun) -> list[Claim]:
         ),
     ]
     return out
+
+
+def claims_text(result: IDLGRun) -> str:
+    """What the comparisons with DLG rest on, for the prose."""
+    dlg_trials, idlg_trials = paired_trials(result)
+    if not dlg_trials:
+        return "This run attacked no image with both DLG and iDLG."
+    labels, quality = comparison_claims(result)
+    idlg_psnrs = psnrs(idlg_trials, ceiling=NEAR_EXACT_PSNR)
+    dlg_psnrs = psnrs(dlg_trials, ceiling=NEAR_EXACT_PSNR)
+    pairs = list(zip(idlg_psnrs, dlg_psnrs, strict=True))
+    higher = sum(i > d for i, d in pairs)
+    lower = sum(i < d for i, d in pairs)
+    exact = f"{NEAR_EXACT_PSNR:g} dB"
+    return (
+        f"Over the {len(pairs)} images both attacks ran on, iDLG named "
+        f"{int(sum(labels_right(idlg_trials)))} labels right and DLG "
+        f"{int(sum(labels_right(dlg_trials)))}; iDLG's reconstruction reached "
+        f"{exact} on {sum(v >= NEAR_EXACT_PSNR for v in idlg_psnrs)} images and "
+        f"DLG's on {sum(v >= NEAR_EXACT_PSNR for v in dlg_psnrs)}. Counting "
+        f"{exact} and above as a tie, iDLG's image was better on {higher}, "
+        f"DLG's on {lower}, and {len(pairs) - higher - lower} tied. So the "
+        f"claim on labels {verdict_phrase(labels.verdict)}, and the claim on "
+        f"reconstructions {verdict_phrase(quality.verdict)}."
+    )
