@@ -56,7 +56,9 @@ class CAFEConfig:
         warmup_steps: observed steps before step 3 starts (steps 1 and 2 need
             a few passes over the data first).
         window: past steps whose bias-gradient equations step 1 keeps (the
-            models drift as training goes on, so old equations go stale).
+            models drift as training goes on, so old equations go stale);
+            ``None`` keeps twice as many as there are samples. Step 1 has one
+            unknown per sample, so it needs at least that many equations.
     """
 
     lr: float = 0.05
@@ -64,7 +66,7 @@ class CAFEConfig:
     gradient_weight: float = 1e-2
     tv_weight: float = 1e-4
     warmup_steps: int = 0
-    window: int = 200
+    window: int | None = None
 
 
 class _RowAdam:
@@ -111,6 +113,15 @@ class CAFE:
         seed: int = 0,
     ) -> None:
         self.config = config or CAFEConfig()
+        self.window = (
+            2 * num_samples if self.config.window is None else self.config.window
+        )
+        if self.window < num_samples:
+            raise ValueError(
+                f"CAFE's step 1 keeps {self.window} bias-gradient equations for "
+                f"{num_samples} unknown samples; it needs at least as many "
+                "equations as samples (raise window, or leave it None)."
+            )
         generator = torch.Generator().manual_seed(seed)
         parties = len(slice_shapes)
         self.output_gradients = [
@@ -161,7 +172,7 @@ class CAFE:
         step1 = step2 = 0.0
         membership = torch.zeros(self.num_samples)
         membership[rows] = 1.0
-        self._memberships = [*self._memberships, membership][-self.config.window :]
+        self._memberships = [*self._memberships, membership][-self.window :]
         memberships = torch.stack(self._memberships)  # (steps, N)
         for m, gradients in enumerate(observation.party_gradients):
             bias_gradient = gradients[_FC_BIAS]
@@ -169,7 +180,7 @@ class CAFE:
             # Step 1: every sample's dL/dH from the kept bias-gradient equations.
             kept = self._bias_gradients[m]
             kept.append(bias_gradient)
-            del kept[: -self.config.window]
+            del kept[: -self.window]
             before = self.output_gradients[m][rows].sum(0) - bias_gradient
             step1 += float(before.norm() / bias_gradient.norm().clamp_min(1e-12))
             self.output_gradients[m] = torch.linalg.lstsq(

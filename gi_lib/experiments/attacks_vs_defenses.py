@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -29,13 +28,13 @@ from gi_lib.experiments.common import (
 )
 from gi_lib.experiments.evaluation import EvaluationParams, EvaluationRun, evaluate
 from gi_lib.params import check_parameters
-from gi_lib.results import ResultRow
+from gi_lib.results import HOLDS, Claim, ResultRow, paired_claim
 
 NOTEBOOK = "attacks_vs_defenses"
 
 PAPER_NOTE = (
-    "paper: ResNet-18, CIFAR-10, batch 16, full training; its table's numbers "
-    "are not entered (not verified from a source available to this build)"
+    "paper: ResNet-18, CIFAR-10, batch 16; its Table 2 is not entered "
+    "(PAPER_VALUES.md, section 8: NF, no source available here had its numbers)"
 )
 
 
@@ -194,102 +193,129 @@ def rows(result: EvaluationRun) -> list[ResultRow]:
     return out
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One of the paper's qualitative findings, checked on this run."""
+ABSTRACT = "Huang et al., abstract"
+"""Where the paper states its main findings in words this build could read."""
 
-    claim: str
-    evidence: str
-    holds: bool
+UNREAD_TABLE = (
+    "its numbers could not be read (PAPER_VALUES.md, section 8: NF), so the "
+    "finding is tested, not the values"
+)
+
+
+def psnrs(trials: list[AttackedSample]) -> list[float]:
+    """Mean PSNR of each attacked batch, in trial order (batch ``i`` is the
+    same private batch, attacked with the same seed, in every setting)."""
+    return [t.psnr for t in trials]
+
+
+PRUNING_MARGIN = 2.0
+"""dB: how far below the undefended attack a moderate pruning ratio may leave
+it and still count as "leaving the attack nearly intact" (the book's PSNR band
+around a paper's value, :data:`gi_lib.results.DEFAULT_BANDS`)."""
 
 
 def claims(result: EvaluationRun) -> list[Claim]:
-    """The paper's findings, each tested against this run's mean PSNRs.
+    """The paper's findings, each judged on the run's paired batches.
 
-    A finding "holds" when the inequality it states is true of this run's
-    means; with few trials a difference of a decibel or so is within noise,
-    which the evidence column lets the reader judge.
+    Every setting attacks the same ``num_trials`` private batches with the
+    same seeds, so each finding is a paired comparison: the verdict comes
+    from the interval of the mean per-batch difference
+    (:func:`gi_lib.results.paired_claim`), and fewer than three batches are
+    not enough to judge.
     """
-    psnr = {n: mean_psnr(t) for n, t in result.defenses.items()}
-    assumed = {n: mean_psnr(t) for n, t in result.assumptions.items()}
+    p = result.params
+    defended = {n: psnrs(t) for n, t in result.defenses.items()}
+    assumed = {n: psnrs(t) for n, t in result.assumptions.items()}
     strong = assumed["BN known, labels known"]
+    relaxed = (
+        f'{ABSTRACT} ("Relaxing such assumptions can substantially weaken these '
+        f"attacks\"); the assumption ablation's table: {UNREAD_TABLE}"
+    )
     out = [
-        Claim(
-            "Not knowing the batch's BatchNorm statistics weakens the attack",
-            f"running statistics {assumed['BN unknown, labels known']:.1f} dB "
-            f"vs the batch's {strong:.1f} dB (labels known)",
-            assumed["BN unknown, labels known"] < strong,
+        paired_claim(
+            "Not knowing the private batch's BatchNorm statistics weakens the "
+            "attack (labels known)",
+            relaxed,
+            strong,
+            assumed["BN unknown, labels known"],
+            names=("batch statistics known", "running statistics only"),
         ),
-        Claim(
-            "Not knowing the labels weakens the attack",
-            f"inferred labels {assumed['BN known, labels unknown']:.1f} dB vs given "
-            f"{strong:.1f} dB (BatchNorm statistics known)",
-            assumed["BN known, labels unknown"] < strong,
+        paired_claim(
+            "Not knowing the private labels weakens the attack (BatchNorm "
+            "statistics known)",
+            relaxed,
+            strong,
+            assumed["BN known, labels unknown"],
+            names=("labels known", "labels inferred"),
         ),
     ]
-    course = sorted((e, mean_psnr(t)) for e, t in result.course.items())
+    course = sorted(result.course)
     if len(course) > 1:
-        (first, early), (last, late) = course[0], course[-1]
+        first, last = course[0], course[-1]
         out.append(
-            Claim(
-                "The attack weakens as the model trains",
-                f"{late:.1f} dB after {last} epoch(s) vs {early:.1f} dB after {first}",
-                late < early,
+            paired_claim(
+                f"The attack is weaker on a model trained longer: after {last} "
+                f"epoch(s) than after {first}",
+                "Y. Huang (first author), GradAttack issue #1, 2022-08-08: a late "
+                'checkpoint "almost converges and yields close-to-zero '
+                'gradients"; the paper\'s evaluation attacked models "after 1 or '
+                '2 epochs" (PAPER_VALUES.md, section 8, P)',
+                psnrs(result.course[first]),
+                psnrs(result.course[last]),
+                names=(f"after {first} epoch(s)", f"after {last} epoch(s)"),
             )
         )
-    pruned = sorted((r, psnr[f"prune {r:g}"]) for r in result.params.ratios)
-    if pruned:
-        (low, at_low), (high, at_high) = pruned[0], pruned[-1]
+    ratios = sorted(p.ratios)
+    if ratios:
+        low, high = ratios[0], ratios[-1]
+        pruning = (
+            "Huang et al., Table 2 (GradPrune at several ratios); its numbers "
+            "could not be read (PAPER_VALUES.md, section 8: NF), and this "
+            "wording of the finding was not checked against the paper's text"
+        )
         out.append(
-            Claim(
-                "Gradient pruning needs a high ratio: a moderate one leaves the "
-                "attack within 3 dB, a high one takes off more",
-                f"none {psnr['none']:.1f} dB; pruning {low:g}: {at_low:.1f} dB; "
-                f"pruning {high:g}: {at_high:.1f} dB",
-                at_low > psnr["none"] - 3.0 and at_high <= psnr["none"] - 3.0,
+            paired_claim(
+                f"Gradient pruning at a high ratio ({high:g}) weakens the attack",
+                pruning,
+                defended["none"],
+                defended[f"prune {high:g}"],
+                names=("no defense", f"pruning {high:g}"),
             )
         )
-    p = result.params
+        if low < high:
+            out.append(
+                paired_claim(
+                    f"Gradient pruning needs a high ratio: at a moderate ratio "
+                    f"({low:g}) the attack stays within {PRUNING_MARGIN:g} dB of "
+                    "the undefended one",
+                    pruning,
+                    defended[f"prune {low:g}"],
+                    defended["none"],
+                    names=(f"pruning {low:g}", "no defense"),
+                    margin=-PRUNING_MARGIN,
+                )
+            )
+    combined_source = (
+        f'{ABSTRACT} ("combining them in an appropriate manner makes the attack '
+        'less effective, even under the original strong assumptions"); the '
+        "combinations of GradAttack's scripts: pruning 0.9 with k = 6 "
+        "(PAPER_VALUES.md, section 8, P)"
+    )
     cr = f"prune {p.combined_ratio:g}"
-    for encoding, alone in (
-        ("MixUp", f"MixUp k={p.k}"),
-        ("Intra-InstaHide", f"Intra-InstaHide k={p.k}"),
-    ):
+    for encoding in ("MixUp", "Intra-InstaHide"):
+        alone = f"{encoding} k={p.k}"
         combined = f"{cr} + {encoding} k={p.combined_k}"
         out.append(
-            Claim(
-                f"Pruning combined with {encoding} protects more than {encoding} alone",
-                f"{combined}: {psnr[combined]:.1f} dB vs {alone}: {psnr[alone]:.1f} dB",
-                psnr[combined] < psnr[alone],
+            paired_claim(
+                f"Pruning combined with {encoding} protects more than {encoding} "
+                "alone (the attack is weaker against the combination)",
+                combined_source,
+                defended[alone],
+                defended[combined],
+                names=(alone, combined),
             )
         )
     return out
-
-
-def claims_frame(result: EvaluationRun):  # noqa: ANN201 - pandas imported lazily
-    """The claims as a table: the finding, this run's numbers, the verdict."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "the paper's finding": c.claim,
-                "this run": c.evidence,
-                "holds here": "yes" if c.holds else "no",
-            }
-            for c in claims(result)
-        ]
-    )
-
-
-def claims_html(result: EvaluationRun) -> str:
-    """:func:`claims_frame` as HTML with every cell whole (pandas would cut
-    long cells short; the book renders notebook Markdown as CommonMark, which
-    has no tables)."""
-    import pandas as pd
-
-    with pd.option_context("display.max_colwidth", None):
-        return claims_frame(result).to_html(index=False)
 
 
 def summary_text(result: EvaluationRun) -> str:
@@ -303,7 +329,8 @@ def summary_text(result: EvaluationRun) -> str:
     course = "; ".join(
         f"{e} epochs: {mean_psnr(t):.1f} dB" for e, t in result.course.items()
     )
-    held = [c for c in claims(result) if c.holds]
+    checked = claims(result)
+    held = sum(c.verdict == HOLDS for c in checked)
     return (
         f"In this run ({result.params.profile} profile, {result.params.model}, "
         f"batch {result.params.batch_size}): with no defense the attack reaches "
@@ -312,6 +339,7 @@ def summary_text(result: EvaluationRun) -> str:
         f"{acc[strongest]:.2f}). Relaxing the attacker's assumptions: {assumptions}. "
         f"Over training: {course}. For reference, an unrelated image scores "
         f"{mean(result.unrelated_psnr):.1f} dB against the private ones: an "
-        f"attack near that level recovers nothing. {len(held)} of the "
-        f"{len(claims(result))} findings checked below hold in this run."
+        f"attack near that level recovers nothing. {held} of the {len(checked)} "
+        f"findings checked below hold in this run ({result.params.num_trials} "
+        "paired batch(es); three are needed for any verdict)."
     )
