@@ -16,8 +16,10 @@ from gi_lib.defenses.aggregation import (
     AggregationResult,
     DropoutSchedule,
     Message,
+    NetworkModel,
     PlaintextSum,
     ProtocolAbort,
+    ServerView,
     Transcript,
 )
 from gi_lib.defenses.base import Combined, Defense, NoDefense
@@ -37,8 +39,10 @@ __all__ = [
     "InstaHide",
     "Message",
     "MixUp",
+    "NetworkModel",
     "NoDefense",
     "PlaintextSum",
     "ProtocolAbort",
+    "ServerView",
     "Transcript",
 ]

@@ -55,8 +55,12 @@ class ProtocolAbort(RuntimeError):
     """The protocol cannot finish (too few survivors, a malformed message).
 
     Raised instead of returning a partial aggregate; the message names the
-    round and what was missing.
+    round and what was missing. When raised by :meth:`AggregationProtocol.run`
+    it carries the run's :class:`Transcript` so far as ``transcript`` (what
+    every party had seen when the protocol stopped).
     """
+
+    transcript: Transcript | None = None
 
 
 @dataclass(frozen=True)
@@ -143,11 +147,17 @@ class DropoutSchedule:
 
 
 class Transcript:
-    """Every message of one protocol run and each party's CPU time per round."""
+    """Every message of one protocol run and each party's CPU time per round.
 
-    def __init__(self) -> None:
+    Args:
+        round_names: what each round is called (``round_names[r]``), for
+            per-phase tables; optional.
+    """
+
+    def __init__(self, round_names: Sequence[str] = ()) -> None:
         self._messages: list[Message] = []
         self._seconds: dict[tuple[str, int], float] = {}
+        self.round_names: tuple[str, ...] = tuple(round_names)
 
     def record(self, message: Message) -> None:
         """Append a message that was sent."""
@@ -205,6 +215,178 @@ class Transcript:
             if m.receiver == party and (round is None or m.round == round)
         )
 
+    def server_view(self) -> ServerView:
+        """Every byte the server saw (:meth:`view` of :data:`SERVER`)."""
+        return ServerView(self.view(SERVER))
+
+    @property
+    def rounds(self) -> tuple[int, ...]:
+        """The rounds in which anything was sent or any work was timed."""
+        found = {r for _, r in self._seconds} | {m.round for m in self._messages}
+        return tuple(sorted(found))
+
+    def round_name(self, round: int) -> str:
+        """The name of ``round`` (``"round r"`` when the protocol gave none)."""
+        if 0 <= round < len(self.round_names):
+            return self.round_names[round]
+        return f"round {round}"
+
+    def clients(self) -> tuple[str, ...]:
+        """Every party other than the server, in order of appearance."""
+        return tuple(p for p in self.parties if p != SERVER)
+
+    def client_seconds(self, *, round: int | None = None) -> dict[str, float]:
+        """CPU seconds per client (in ``round``, or in all rounds); clients
+        that never worked are left out."""
+        return {
+            party: self.seconds(party, round=round)
+            for party in self.clients()
+            if any(p == party for p, _ in self._seconds)
+        }
+
+    def mean_client_seconds(self, *, round: int | None = None) -> float:
+        """The mean of :meth:`client_seconds` over the clients that worked."""
+        values = list(self.client_seconds(round=round).values())
+        return float(np.mean(values)) if values else 0.0
+
+    def total_bytes(self, *, round: int | None = None) -> int:
+        """Payload bytes of every message (in ``round``, or in all rounds)."""
+        return sum(
+            m.num_bytes for m in self._messages if round is None or m.round == round
+        )
+
+    def bytes_by_kind(self) -> dict[str, int]:
+        """Payload bytes per message kind."""
+        out: dict[str, int] = {}
+        for m in self._messages:
+            out[m.kind] = out.get(m.kind, 0) + m.num_bytes
+        return out
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """Every message the server received: what an attack on the protocol
+    (an honest-but-curious server) may use.
+
+    Attributes:
+        messages: the messages, in the order they arrived.
+    """
+
+    messages: tuple[Message, ...]
+
+    @property
+    def num_bytes(self) -> int:
+        """Total payload bytes the server saw."""
+        return sum(m.num_bytes for m in self.messages)
+
+    def of_kind(self, kind: str) -> tuple[Message, ...]:
+        """The messages of one kind (e.g. ``"masked input"``)."""
+        return tuple(m for m in self.messages if m.kind == kind)
+
+    def from_party(
+        self, sender: str, *, kind: str | None = None
+    ) -> tuple[Message, ...]:
+        """What ``sender`` sent the server (of ``kind``, if given)."""
+        return tuple(
+            m
+            for m in self.messages
+            if m.sender == sender and (kind is None or m.kind == kind)
+        )
+
+    def contains(self, needle: bytes) -> bool:
+        """Whether any payload holds ``needle`` as a contiguous byte string
+        (e.g. a client's serialised plaintext update)."""
+        if not needle:
+            return True
+        return any(needle in m.payload for m in self.messages)
+
+
+@dataclass(frozen=True)
+class NetworkModel:
+    """A simple model of the network, to turn a transcript into wall time.
+
+    Each round has an upload phase (clients act in parallel, then send),
+    then the server's work, then a download phase (the server's messages):
+
+        T_r = max_c (cpu_c,r + up_c,r / B_c)  [or total up_r / B_s if larger]
+              + L + cpu_server,r
+              + max(max_c down_c,r / B_c, total down_r / B_s) + L  [if the
+                server sends anything in round r]
+
+    with B_c the client bandwidth, B_s the server's, L the one-way latency,
+    and bytes counted in bits. Client-to-client messages count as uploads
+    of the sender and downloads of the receiver in the same round.
+
+    Attributes:
+        client_bandwidth: bits per second of each client's link.
+        server_bandwidth: bits per second of the server's link (``None``:
+            not a bottleneck).
+        latency: one-way latency in seconds.
+    """
+
+    client_bandwidth: float = 100e6
+    server_bandwidth: float | None = 1e9
+    latency: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.client_bandwidth > 0:
+            raise ValueError("client_bandwidth must be positive (bits per second).")
+        if self.server_bandwidth is not None and not self.server_bandwidth > 0:
+            raise ValueError("server_bandwidth must be positive or None.")
+        if not self.latency >= 0:
+            raise ValueError("latency must be non-negative (seconds).")
+
+    def round_phases(self, transcript: Transcript, round: int) -> dict[str, float]:
+        """Modelled seconds of one round, by phase: ``client compute``,
+        ``upload``, ``server compute``, ``download``, ``total``."""
+        up: dict[str, int] = {}
+        down: dict[str, int] = {}
+        for m in transcript.messages:
+            if m.round != round:
+                continue
+            if m.sender == SERVER:
+                down[m.receiver] = down.get(m.receiver, 0) + m.num_bytes
+            else:
+                up[m.sender] = up.get(m.sender, 0) + m.num_bytes
+                if m.receiver != SERVER:
+                    down[m.receiver] = down.get(m.receiver, 0) + m.num_bytes
+        clients = set(transcript.clients())
+        cpu = {c: transcript.seconds(c, round=round) for c in clients}
+        slowest, compute, upload = 0.0, 0.0, 0.0
+        for c in clients:
+            t_up = 8 * up.get(c, 0) / self.client_bandwidth
+            if cpu[c] + t_up >= slowest:
+                slowest, compute, upload = cpu[c] + t_up, cpu[c], t_up
+        total_up = 8 * sum(up.values())
+        if self.server_bandwidth is not None:
+            server_up = total_up / self.server_bandwidth
+            if server_up > slowest:
+                upload += server_up - slowest
+                slowest = server_up
+        upload += self.latency if total_up else 0.0
+        download = 0.0
+        if down:
+            download = max(8 * b / self.client_bandwidth for b in down.values())
+            if self.server_bandwidth is not None:
+                download = max(download, 8 * sum(down.values()) / self.server_bandwidth)
+            download += self.latency
+        server = transcript.seconds(SERVER, round=round)
+        return {
+            "client compute": compute,
+            "upload": upload,
+            "server compute": server,
+            "download": download,
+            "total": compute + upload + server + download,
+        }
+
+    def round_seconds(self, transcript: Transcript, round: int) -> float:
+        """Modelled wall time of ``round``."""
+        return self.round_phases(transcript, round)["total"]
+
+    def total_seconds(self, transcript: Transcript) -> float:
+        """Modelled wall time of the whole run (rounds one after another)."""
+        return sum(self.round_seconds(transcript, r) for r in transcript.rounds)
+
 
 class Party(ABC):
     """One participant. It learns only its own input and what it receives.
@@ -251,6 +433,12 @@ class ServerParty(Party):
 
         Only returns what :meth:`act` computed (it is not timed).
         """
+
+    def encoded_output(self) -> np.ndarray | None:
+        """The aggregate as the integers the protocol summed (ring or field
+        elements, before decoding to floats), or ``None`` for a protocol
+        that sums floats. Used to check a protocol bit for bit."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -309,12 +497,20 @@ class AggregationResult:
         survivors: the indices of the clients the aggregate sums.
         num_clients: how many clients took part.
         transcript: every message and each party's CPU time.
+        encoded: the sum as the protocol's integers before decoding (see
+            :meth:`ServerParty.encoded_output`), or ``None``.
     """
 
     aggregate: tuple[torch.Tensor, ...]
     survivors: tuple[int, ...]
     num_clients: int
     transcript: Transcript
+    encoded: np.ndarray | None = None
+
+    @property
+    def server_view(self) -> ServerView:
+        """Every byte the server saw."""
+        return self.transcript.server_view()
 
 
 class AggregationProtocol(ABC):
@@ -326,6 +522,13 @@ class AggregationProtocol(ABC):
 
     name = "protocol"
     num_rounds = 1
+    round_names: tuple[str, ...] = ()
+
+    def check_setup(self, num_clients: int, size: int) -> None:  # noqa: B027
+        """Raise a ValueError when the protocol's parameters cannot work for
+        ``num_clients`` clients with updates of ``size`` values (called by
+        :meth:`run` before any party is built; nothing to check by default).
+        """
 
     @abstractmethod
     def make_parties(
@@ -361,13 +564,14 @@ class AggregationProtocol(ABC):
         layout = UpdateLayout.of(updates)
         schedule = dropouts or DropoutSchedule()
         schedule.check(len(updates), self.num_rounds)
+        self.check_setup(len(updates), layout.size)
         server, clients = self.make_parties([layout.flatten(u) for u in updates])
         parties: dict[str, Party] = {server.name: server}
         for client in clients:
             if client.name in parties:
                 raise ValueError(f"two parties are named {client.name!r}.")
             parties[client.name] = client
-        transcript = Transcript()
+        transcript = Transcript(self.round_names)
 
         def turn(party: Party, r: int) -> None:
             start = time.process_time()
@@ -387,17 +591,22 @@ class AggregationProtocol(ABC):
                 transcript.record(message)
                 parties[message.receiver].receive(message)
 
-        for r in range(self.num_rounds):
-            for index, client in enumerate(clients):
-                if schedule.is_active(index, r):
-                    turn(client, r)
-            turn(server, r)
-        flat, survivors = server.output()
+        try:
+            for r in range(self.num_rounds):
+                for index, client in enumerate(clients):
+                    if schedule.is_active(index, r):
+                        turn(client, r)
+                turn(server, r)
+            flat, survivors = server.output()
+        except ProtocolAbort as abort:
+            abort.transcript = transcript  # what was sent before it stopped
+            raise
         return AggregationResult(
             aggregate=layout.unflatten(flat),
             survivors=tuple(survivors),
             num_clients=len(updates),
             transcript=transcript,
+            encoded=server.encoded_output(),
         )
 
     def __repr__(self) -> str:
