@@ -145,6 +145,7 @@ PAPERS: tuple[Paper, ...] = (
         "CCS 2020 workshop",
         "encrypted aggregation",
         "",
+        "defenses/fastsecagg",
     ),
     Paper(
         "lightsecagg",
@@ -153,6 +154,7 @@ PAPERS: tuple[Paper, ...] = (
         "arXiv 2021",
         "encrypted aggregation",
         "",
+        "defenses/lightsecagg",
     ),
     Paper(
         "he",
