@@ -198,7 +198,7 @@ def test_fastsecagg_claims_follow_the_costs_and_checks():
 def test_cost_run_records_phases_exactness_and_aborts():
     n, d = 6, 30
     updates = coded.synthetic_updates(n, d, seed=0)
-    schedule = coded.drop_schedule(n, 2, round=2, seed=0)
+    schedule = coded.drop_schedule(n, 2, round=3, seed=0)
     record = coded.cost_run(
         "LightSecAgg", LightSecAgg(privacy=2, target=4, seed=0), updates, schedule,
         dropout=0.3, settings="T=2, U=4", phases=lightsecagg.LIGHTSECAGG_PHASES,

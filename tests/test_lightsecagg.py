@@ -50,7 +50,7 @@ def test_exact_sum_of_the_survivors_under_random_dropouts(data):
     t = data.draw(st.integers(0, u - 1), label="T")
     d = data.draw(st.integers(1, 12), label="d")
     silent = data.draw(
-        st.dictionaries(st.integers(0, n - 1), st.integers(0, 3), max_size=n),
+        st.dictionaries(st.integers(0, n - 1), st.integers(0, 4), max_size=n),
         label="silent_from",
     )
     protocol = LightSecAgg(privacy=t, target=u, seed=data.draw(st.integers(0, 99)))
@@ -59,8 +59,8 @@ def test_exact_sum_of_the_survivors_under_random_dropouts(data):
     def alive(r):
         return {c for c in range(n) if silent.get(c, 99) > r}
 
-    u1 = alive(2)  # sent a masked input (they also advertised and shared)
-    ok = all(len(alive(r)) >= u for r in (0, 1, 2)) and len(u1 & alive(3)) >= u
+    u1 = alive(3)  # sent a masked input (they also advertised and shared)
+    ok = all(len(alive(r)) >= u for r in (0, 1, 3)) and len(u1 & alive(4)) >= u
     schedule = DropoutSchedule(silent)
     if not ok:
         with pytest.raises(ProtocolAbort, match=r"fewer than U = \d+") as stop:
@@ -80,7 +80,7 @@ def test_thirty_percent_dropout_after_masking_is_exact_and_decodes_once():
     protocol = LightSecAgg.for_dropout(n, 0.3, seed=3)
     assert (protocol.privacy, protocol.target) == (7, 14)
     inputs = _inputs(n, d)
-    schedule = DropoutSchedule.random(n, 0.3, from_round=2, seed=1)
+    schedule = DropoutSchedule.random(n, 0.3, from_round=3, seed=1)
     result = protocol.run(inputs, dropouts=schedule)
     assert len(result.survivors) == 14
     expected = _expected(protocol, inputs, result.survivors)
@@ -96,7 +96,7 @@ def test_fewer_than_u_answers_stop_cleanly():
     protocol = LightSecAgg(privacy=3, target=6)
     inputs = _inputs(n, d)
     # Seven send a masked input, but only five answer the last round.
-    schedule = DropoutSchedule({0: 2, 1: 3, 2: 3})
+    schedule = DropoutSchedule({0: 3, 1: 4, 2: 4})
     with pytest.raises(ProtocolAbort, match="only 5 aggregated encoded masks"):
         protocol.run(inputs, dropouts=schedule)
 

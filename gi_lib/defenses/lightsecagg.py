@@ -73,8 +73,16 @@ from gi_lib.defenses.aggregation import (
     client_name,
 )
 
-ROUND_NAMES = ("advertise keys", "mask sharing", "masked input", "mask recovery")
-OFFLINE_ROUNDS = (0, 1)
+ROUND_NAMES = (
+    "advertise keys",
+    "mask sharing",
+    "mask receipt",
+    "masked input",
+    "mask recovery",
+)
+OFFLINE_ROUNDS = (0, 1, 2)
+MASKED_INPUT_ROUND = 3
+"""The round in which users upload their masked update."""
 """Rounds that do not depend on the update (can run before training ends)."""
 KEY_ENTRY = 4 + PUBLIC_KEY_BYTES
 
@@ -254,7 +262,7 @@ class LightSecAgg(AggregationProtocol):
     """
 
     name = "lightsecagg"
-    num_rounds = 4
+    num_rounds = 5
     round_names = ROUND_NAMES
 
     def __init__(
@@ -394,9 +402,10 @@ class LightSecAggClient(Party):
             out += struct.pack("<I", v) + blob
         return [Message(round, self.name, SERVER, "encoded masks", bytes(out))]
 
-    def _masked_input(self, round: int) -> list[Message]:
+    def _store_masks(self, round: int) -> list[Message]:
         forwarded = [m for m in self.take_inbox() if m.kind == "masks for you"]
         if self._mask is None or len(forwarded) != 1:
+            self._mask = None  # nothing to mask with: it takes no further part
             return []
         code = self._setup.code
         entry = 4 + _blob_bytes(code)
@@ -418,7 +427,13 @@ class LightSecAggClient(Party):
                 self._held[u] = unpack_field(plain[8:], code.piece_length, code.field)
             except (ChannelError, ValueError, struct.error) as error:
                 self.rejected.append(f"encoded mask from client {u}: {error}")
-        setup = self._setup
+        return []
+
+    def _masked_input(self, round: int) -> list[Message]:
+        self.take_inbox()
+        if self._mask is None:
+            return []
+        setup, code = self._setup, self._setup.code
         masked = code.field.add(setup.encoding.encode(self.__update), self._mask)
         return [
             Message(
@@ -474,6 +489,8 @@ class LightSecAggClient(Party):
         if round == 1:
             return self._share_mask(round)
         if round == 2:
+            return self._store_masks(round)
+        if round == 3:
             return self._masked_input(round)
         return self._recover(round)
 
@@ -543,7 +560,9 @@ class LightSecAggServer(ServerParty):
                 )
                 for v in sorted(self._shared)
             ]
-        if round == 2:
+        if round == 2:  # the users store their encoded masks; nothing to relay
+            return []
+        if round == 3:
             expected = field_bytes(code.size, code.field)
             for m in inbox:
                 u = self._index(m)

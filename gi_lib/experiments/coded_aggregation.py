@@ -193,6 +193,8 @@ def secagg_baselines(
 
 
 SECAGG_PHASES = {0: "offline", 1: "offline", 2: "masked upload", 3: "recovery"}
+SECAGG_MASKED_ROUND = 2
+"""The round in which SecAgg's clients upload their masked input."""
 """SecAgg's rounds by phase: advertising and sharing keys do not depend on the
 update (they can run before training ends), as LightSecAgg's offline phase."""
 

@@ -26,7 +26,12 @@ from tqdm import tqdm
 from gi_lib import data
 from gi_lib.defenses import NetworkModel
 from gi_lib.defenses._field import FIELD
-from gi_lib.defenses.lightsecagg import LightSecAgg, MaskCode, default_parameters
+from gi_lib.defenses.lightsecagg import (
+    MASKED_INPUT_ROUND,
+    LightSecAgg,
+    MaskCode,
+    default_parameters,
+)
 from gi_lib.experiments import coded_aggregation as coded
 from gi_lib.experiments.common import mean, mean_of, uses_num_threads
 from gi_lib.params import (
@@ -47,7 +52,13 @@ from gi_lib.results import (
 
 NOTEBOOK = "lightsecagg"
 PROTOCOLS = ("LightSecAgg", "SecAgg", "SecAgg+")
-LIGHTSECAGG_PHASES = {0: "offline", 1: "offline", 2: "masked upload", 3: "recovery"}
+LIGHTSECAGG_PHASES = {
+    0: "offline",
+    1: "offline",
+    2: "offline",
+    MASKED_INPUT_ROUND: "masked upload",
+    4: "recovery",
+}
 
 SPEEDUP = PaperValue(
     12.7, "So et al., LightSecAgg (arXiv v1 / ITW 2021), abstract", "P"
@@ -134,20 +145,26 @@ def cost_runs(
             updates = coded.synthetic_updates(n, params.model_size, params.seed)
             for rate in params.dropout_rates:
                 dropped = dropped_count(n, rate)
-                schedule = coded.drop_schedule(n, dropped, round=2, seed=params.seed)
                 t, u = default_parameters(n, dropped / n)
+                # The same clients go silent from each protocol's masked upload.
                 runs = {
                     "LightSecAgg": (
                         LightSecAgg(privacy=t, target=u, seed=params.seed),
                         f"T={t}, U={u}",
                         LIGHTSECAGG_PHASES,
+                        MASKED_INPUT_ROUND,
                     )
                 }
                 for name, (protocol, words) in coded.secagg_baselines(
                     n, dropped / n, seed=params.seed, threshold=n // 2 + 1
                 ).items():
-                    runs[name] = (protocol, words, coded.SECAGG_PHASES)
-                for name, (protocol, words, phases) in runs.items():
+                    runs[name] = (
+                        protocol, words, coded.SECAGG_PHASES, coded.SECAGG_MASKED_ROUND
+                    )  # fmt: skip
+                for name, (protocol, words, phases, silent_from) in runs.items():
+                    schedule = coded.drop_schedule(
+                        n, dropped, round=silent_from, seed=params.seed
+                    )
                     records.append(
                         coded.cost_run(
                             name, protocol, updates, schedule, dropout=rate,

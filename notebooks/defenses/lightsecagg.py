@@ -34,7 +34,7 @@
 # appends `T` pieces of *random* padding (public code that pads with zeros
 # loses the privacy; a test here shows how), Lagrange-encodes the `U` pieces
 # into `N` encoded masks and sends one to each user, AES-GCM-encrypted and
-# relayed by the server. Online: each user uploads `x_i + z_i`; the server
+# relayed by the server; each user decrypts and stores what it receives. Online: each user uploads `x_i + z_i`; the server
 # names the survivors; each surviving user sends the sum of the encoded masks
 # it holds from them; from any `U` of these the server decodes
 # `sum z_i` and subtracts it.
@@ -190,9 +190,9 @@ glue("lightsecagg_inversion", experiment.inversion_figure(result), display=False
 # :name: fig-lightsecagg-online
 #
 # The same without the offline phase of either protocol (for LightSecAgg the
-# mask encoding and sharing, for SecAgg and SecAgg+ the key advertisement and
-# sharing), which does not depend on the update and can run while the model
-# trains.
+# keys and the encoding, sharing and decryption of the masks, for SecAgg and
+# SecAgg+ the key advertisement and sharing), which does not depend on the
+# update and can run while the model trains.
 # ```
 #
 # ```{glue:figure} lightsecagg_phases
