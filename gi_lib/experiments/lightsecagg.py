@@ -473,7 +473,7 @@ def claims(result: LightSecAggRun) -> list[Claim]:
         (a.server_phases["recovery"], b.server_phases["recovery"])
         for a in mine
         for b in theirs
-        if a.num_clients == b.num_clients == largest
+        if a.num_clients == b.num_clients
         and a.dropout == b.dropout
         and a.failed is None
         and b.failed is None

@@ -246,7 +246,8 @@ rows_frame(rows)
 #
 # Speed-ups are judged on the three dropout rates at the largest number of
 # clients (the interval of their mean must clear 1); the recovery overhead on
-# the server's CPU seconds in the recovery phase, paired by dropout rate; the
+# the log of the server's CPU seconds in the recovery phase, paired by number
+# of clients and dropout rate; the
 # guarantees on the rank check, the exactness of every run, and the
 # inversion round.
 
