@@ -34,10 +34,10 @@
 # appends `T` pieces of *random* padding (public code that pads with zeros
 # loses the privacy; a test here shows how), Lagrange-encodes the `U` pieces
 # into `N` encoded masks and sends one to each user, AES-GCM-encrypted and
-# relayed by the server; each user decrypts and stores what it receives. Online: each user uploads `x_i + z_i`; the server
-# names the survivors; each surviving user sends the sum of the encoded masks
-# it holds from them; from any `U` of these the server decodes
-# `sum z_i` and subtracts it.
+# relayed by the server; each user decrypts and stores what it receives.
+# Online: each user uploads `x_i + z_i`; the server names the survivors;
+# each surviving user sends the sum of the encoded masks it holds from them;
+# from any `U` of these the server decodes `sum z_i` and subtracts it.
 #
 # **Setting.** The paper runs up to 200 users on a cluster with real models
 # (logistic regression to EfficientNet-B0) and reports total training time.
