@@ -134,6 +134,7 @@ PAPERS: tuple[Paper, ...] = (
         "NeurIPS 2016 workshop",
         "encrypted aggregation",
         "",
+        "defenses/secagg",
     ),
     Paper(
         "fastsecagg",

@@ -398,3 +398,44 @@ def test_secaggplus_graph_and_parameters():
     assert secaggplus_parameters(10, 0.3)[0] is None
     with pytest.raises(ValueError, match="below 1/2"):
         secaggplus_parameters(100, 0.5)
+
+
+def test_a_server_telling_clients_different_stories_cannot_unmask_a_client():
+    # t = 4 > 7/2: the server tells clients 0, 2, 3 that client 1 is alive and
+    # clients 4, 5, 6 that it dropped, hoping for both b_1 and client 1's mask
+    # key (which would strip every mask off client 1's upload). Each honest
+    # client reveals one kind of share of client 1, so the server gets 4
+    # b-shares (with client 1's own) but only 3 mask-key shares: fewer than t.
+    n = 7
+
+    def story(u, u3):
+        if u in (4, 5, 6):
+            return sorted(u3 - {1}), [1]
+        return sorted(u3), []
+
+    protocol = _Scripted(_request_hook(story), seed=3, threshold=4)
+    result = protocol.run(_inputs(n, 4))
+    kinds: dict[int, int] = {}
+    for _, v, kind in _shares_in(result.transcript.view(SERVER)):
+        if v == 1:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    assert kinds == {0: 4, 1: 3}
+    assert all(c.refused is None for c in protocol.clients)
+
+
+def test_a_duplicated_key_list_is_refused():
+    class Server(SecAggServer):
+        def act(self, round):
+            out = super().act(round)
+            return out + out[:1] if round == 0 else out
+
+    protocol = _Scripted(Server, seed=1, threshold=3)
+    inputs = _inputs(4, 3)
+    result = protocol.run(inputs)
+    assert protocol.clients[0].refused == "the server sent two key lists"
+    # Client 0 left; the others' sum is still exact.
+    assert result.survivors == (1, 2, 3)
+    assert np.array_equal(
+        protocol.encoding.to_signed(result.encoded),
+        _expected(protocol, inputs, (1, 2, 3)),
+    )

@@ -463,6 +463,7 @@ class SecAggClient(Party):
         self._own_shares: np.ndarray | None = None
         self._revealed: dict[int, int] = {}
         self._opened: dict[int, np.ndarray] = {}
+        self._bad: set[int] = set()
         self.rejected: list[str] = []
         self.refused: str | None = None
 
@@ -475,10 +476,12 @@ class SecAggClient(Party):
 
     # round 1
     def _share_keys(self, round: int) -> list[Message]:
-        (message,) = [m for m in self.take_inbox() if m.kind == "key list"] or [None]
-        if message is None:
+        lists = [m for m in self.take_inbox() if m.kind == "key list"]
+        if not lists:
             return []
-        payload = message.payload
+        if len(lists) > 1:
+            return self._refuse(round, "the server sent two key lists")
+        payload = lists[0].payload
         (count,) = struct.unpack_from("<I", payload, 0)
         if len(payload) != 4 + count * KEY_ENTRY:
             return self._refuse(round, "malformed key list")
@@ -533,12 +536,12 @@ class SecAggClient(Party):
 
     # round 2
     def _masked_input(self, round: int) -> list[Message]:
-        (message,) = [m for m in self.take_inbox() if m.kind == "shares for you"] or [
-            None
-        ]
-        if message is None or self._own_shares is None:
+        bundles = [m for m in self.take_inbox() if m.kind == "shares for you"]
+        if not bundles or self._own_shares is None:
             return []
-        payload = message.payload
+        if len(bundles) > 1:
+            return self._refuse(round, "the server forwarded shares twice")
+        payload = bundles[0].payload
         if len(payload) % SHARE_ENTRY:
             return self._refuse(round, "malformed forwarded shares")
         for off in range(0, len(payload), SHARE_ENTRY):
@@ -647,19 +650,20 @@ class SecAggClient(Party):
         if v in self._opened:
             return self._opened[v]
         blob = self._ciphertexts.get(v)
-        if blob is None:
+        if blob is None or v in self._bad:
             return None
         try:
             plaintext = self._channel.open(client_name(v), 1, blob)
         except ChannelError as error:
             self.rejected.append(str(error))
-            self._ciphertexts.pop(v)
+            self._bad.add(v)
             return None
         sender, receiver = struct.unpack_from("<II", plaintext, 0)
         if (sender, receiver) != (v, self.index) or len(plaintext) != SHARE_PLAINTEXT:
             self.rejected.append(
                 f"shares from client {v} name clients {sender} -> {receiver}"
             )
+            self._bad.add(v)
             return None
         shares = _shares_from_bytes(plaintext[8:])
         self._opened[v] = shares
