@@ -146,6 +146,7 @@ PAPERS: tuple[Paper, ...] = (
         "CCS 2020 workshop",
         "encrypted aggregation",
         "",
+        "defenses/fastsecagg",
     ),
     Paper(
         "lightsecagg",
@@ -154,6 +155,7 @@ PAPERS: tuple[Paper, ...] = (
         "arXiv 2021",
         "encrypted aggregation",
         "",
+        "defenses/lightsecagg",
     ),
     Paper(
         "he",

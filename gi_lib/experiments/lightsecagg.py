@@ -1,0 +1,527 @@
+"""The LightSecAgg notebook: modelled time against SecAgg and SecAgg+, per
+phase, and what the server can and cannot invert.
+
+Cost runs: for each number of clients and dropout rate, LightSecAgg, SecAgg
+and SecAgg+ sum the same synthetic updates on the aggregation harness; the
+same clients drop after the offline phase (before uploading their masked
+input), the worst case for SecAgg, whose server must then regenerate the
+dropped clients' pairwise masks. The rate is capped just below one half so
+that SecAgg's majority threshold can still be met. A
+:class:`~gi_lib.defenses.aggregation.NetworkModel` turns each transcript into
+modelled wall time, per phase.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from gi_lib import data
+from gi_lib.defenses import NetworkModel
+from gi_lib.defenses._field import FIELD
+from gi_lib.defenses.lightsecagg import (
+    MASKED_INPUT_ROUND,
+    LightSecAgg,
+    MaskCode,
+    default_parameters,
+)
+from gi_lib.experiments import coded_aggregation as coded
+from gi_lib.experiments.common import mean, mean_of, uses_num_threads
+from gi_lib.params import (
+    ExperimentParams,
+    check_parameters,
+    param,
+    resolve_device,
+)
+from gi_lib.results import (
+    METRICS,
+    Claim,
+    PaperValue,
+    ResultRow,
+    bound_claim,
+    paired_claim,
+    untested_claim,
+)
+
+NOTEBOOK = "lightsecagg"
+PROTOCOLS = ("LightSecAgg", "SecAgg", "SecAgg+")
+LIGHTSECAGG_PHASES = {
+    0: "offline",
+    1: "offline",
+    2: "offline",
+    MASKED_INPUT_ROUND: "masked upload",
+    4: "recovery",
+}
+
+SPEEDUP = PaperValue(
+    12.7, "So et al., LightSecAgg (arXiv v1 / ITW 2021), abstract", "P"
+)
+"""'A performance gain of up to 12.7x over baselines' (total training time)."""
+MLSYS = "So et al., LightSecAgg (MLSys 2022, arXiv 2109.14236), abstract"
+V1 = "So et al., LightSecAgg (arXiv v1 / ITW 2021), abstract"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LightSecAggParams(ExperimentParams):
+    """The LightSecAgg notebook's parameters."""
+
+    num_clients: tuple[int, ...] = param(
+        "numbers of clients of the cost runs", minimum=4, unique=True
+    )
+    dropout_rates: tuple[float, ...] = param(
+        "dropout rates of the cost runs (capped just below 1/2)",
+        minimum=0,
+        below=1,
+        unique=True,
+    )
+    model_size: int = param("values per update in the cost runs", minimum=1)
+    client_mbps: float = param("client bandwidth, Mb/s", above=0)
+    server_mbps: float = param("server bandwidth, Mb/s", above=0)
+    latency_ms: float = param("one-way latency, ms", minimum=0)
+    attack_clients: int = param(
+        "clients in the round whose uploads are inverted", minimum=2
+    )
+    max_iterations: int = param("Inverting Gradients' Adam steps", minimum=1)
+    frac_bits: int = param("fixed-point fractional bits", minimum=1, maximum=30)
+    clip: float = param("updates are clipped to [-clip, clip]", above=0)
+    privacy_subsets: int = param(
+        "random sets of T encoded masks checked by rank", minimum=1
+    )
+
+
+@dataclass
+class LightSecAggRun:
+    """Cost records, the inversion check and the privacy check of one run."""
+
+    params: LightSecAggParams
+    device: torch.device
+    costs: list[coded.CostRecord]
+    demo: coded.InversionDemo
+    privacy: dict[str, int]
+
+
+def check(values: Mapping[str, Any]) -> LightSecAggParams:
+    """Check the parameters (see :class:`LightSecAggParams`)."""
+    params = check_parameters(values, LightSecAggParams, notebook=NOTEBOOK)
+    if params.num_trials > params.attack_clients:
+        raise ValueError(
+            f"num_trials ({params.num_trials}) clients are attacked, but the round "
+            f"has only attack_clients = {params.attack_clients}."
+        )
+    return params
+
+
+def dropped_count(num_clients: int, rate: float) -> int:
+    """round(rate * N), at most ceil(N / 2) - 1 (SecAgg's majority threshold
+    ``floor(N / 2) + 1`` must still be met)."""
+    return min(math.floor(rate * num_clients + 0.5), -(-num_clients // 2) - 1)
+
+
+def network(params: LightSecAggParams) -> NetworkModel:
+    """The page's network model."""
+    return NetworkModel(
+        client_bandwidth=params.client_mbps * 1e6,
+        server_bandwidth=params.server_mbps * 1e6,
+        latency=params.latency_ms / 1e3,
+    )
+
+
+def cost_runs(
+    params: LightSecAggParams, *, progress: bool = True
+) -> list[coded.CostRecord]:
+    """Every protocol at every number of clients and dropout rate."""
+    net = network(params)
+    records = []
+    total = len(params.num_clients) * len(params.dropout_rates) * len(PROTOCOLS)
+    with tqdm(total=total, disable=not progress, mininterval=5.0) as bar:
+        for n in params.num_clients:
+            updates = coded.synthetic_updates(n, params.model_size, params.seed)
+            for rate in params.dropout_rates:
+                dropped = dropped_count(n, rate)
+                t, u = default_parameters(n, dropped / n)
+                # The same clients go silent from each protocol's masked upload.
+                runs = {
+                    "LightSecAgg": (
+                        LightSecAgg(privacy=t, target=u, seed=params.seed),
+                        f"T={t}, U={u}",
+                        LIGHTSECAGG_PHASES,
+                        MASKED_INPUT_ROUND,
+                    )
+                }
+                for name, (protocol, words) in coded.secagg_baselines(
+                    n, dropped / n, seed=params.seed, threshold=n // 2 + 1
+                ).items():
+                    runs[name] = (
+                        protocol, words, coded.SECAGG_PHASES, coded.SECAGG_MASKED_ROUND
+                    )  # fmt: skip
+                for name, (protocol, words, phases, silent_from) in runs.items():
+                    schedule = coded.drop_schedule(
+                        n, dropped, round=silent_from, seed=params.seed
+                    )
+                    records.append(
+                        coded.cost_run(
+                            name, protocol, updates, schedule, dropout=rate,
+                            settings=words, phases=phases, network=net,
+                        )
+                    )  # fmt: skip
+                    bar.update(1)
+    return records
+
+
+def privacy_check(params: LightSecAggParams) -> dict[str, int]:
+    """Random sets of T encoded masks of one user at the largest N: how many
+    have a noise block of rank below T (0: none reveals anything); and how
+    many sets of T + 1 do leak (their noise block cannot cover them)."""
+    n = max(params.num_clients)
+    rate = max(params.dropout_rates)
+    t, u = default_parameters(n, dropped_count(n, rate) / n)
+    code = MaskCode(n, u, t, size=1)
+    matrix = code.encoding_matrix
+    noise, pieces = matrix[:, code.num_pieces :], matrix[:, : code.num_pieces]
+    rng = np.random.default_rng(params.seed)
+    private = leaking = 0
+    for _ in range(params.privacy_subsets):
+        rows = rng.choice(n, t, replace=False)
+        private += FIELD.rank(noise[rows]) == t
+        more = rng.choice(n, t + 1, replace=False)
+        both = np.concatenate([noise[more], pieces[more]], axis=1)
+        leaking += FIELD.rank(both) > FIELD.rank(noise[more])
+    return {
+        "num_clients": n,
+        "T": t,
+        "U": u,
+        "subsets": params.privacy_subsets,
+        "private T-sets": int(private),
+        "leaking (T+1)-sets": int(leaking),
+    }
+
+
+@uses_num_threads
+def run(params: LightSecAggParams, *, progress: bool = True) -> LightSecAggRun:
+    """The cost runs, the privacy check and the inversion check."""
+    device = resolve_device(params.device)
+    costs = cost_runs(params, progress=progress)
+    n = params.attack_clients
+    demo_protocol = LightSecAgg(
+        privacy=n // 2 - 1 if n > 2 else 0,
+        target=n - 1,
+        frac_bits=params.frac_bits,
+        clip=params.clip,
+        seed=params.seed,
+    )
+    demo = coded.inversion_demo(
+        "LightSecAgg",
+        demo_protocol,
+        upload_kind="masked input",
+        dataset=params.dataset,
+        model=params.model,
+        num_clients=n,
+        num_attacked=params.num_trials,
+        max_iterations=params.max_iterations,
+        seed=params.seed,
+        device=device,
+    )
+    return LightSecAggRun(params, device, costs, demo, privacy_check(params))
+
+
+# ---------------------------------------------------------------- the page
+
+
+def speedups(
+    result: LightSecAggRun, *, online: bool = False
+) -> dict[tuple[str, int, float], float]:
+    """Baseline time / LightSecAgg time per (baseline, N, rate); ``online``
+    leaves out the offline phase of both (overlapped with training)."""
+
+    def time_of(record: coded.CostRecord) -> float:
+        if online:
+            return sum(s for p, s in record.phases.items() if p != "offline")
+        return record.total
+
+    out = {}
+    for r in result.costs:
+        if r.protocol == "LightSecAgg" or r.failed is not None:
+            continue
+        mine = [
+            x
+            for x in result.costs
+            if x.protocol == "LightSecAgg"
+            and x.num_clients == r.num_clients
+            and x.dropout == r.dropout
+            and x.failed is None
+        ]
+        if mine:
+            out[(r.protocol, r.num_clients, r.dropout)] = time_of(r) / time_of(mine[0])
+    return out
+
+
+def largest_speedup(
+    result: LightSecAggRun, *, online: bool = False
+) -> tuple[float, tuple[str, int, float]]:
+    """The largest measured speed-up and where (baseline, N, rate)."""
+    table = speedups(result, online=online)
+    key = max(table, key=table.get)  # type: ignore[arg-type]
+    return table[key], key
+
+
+def time_figure(result: LightSecAggRun) -> Figure:
+    """Modelled total time against N, one panel per dropout rate."""
+    return coded.time_figure(result.costs, PROTOCOLS, result.params.dropout_rates)
+
+
+def online_figure(result: LightSecAggRun) -> Figure:
+    """Modelled time without the offline phase against N."""
+    return coded.time_figure(
+        result.costs,
+        PROTOCOLS,
+        result.params.dropout_rates,
+        value=lambda r: sum(s for p, s in r.phases.items() if p != "offline"),
+        ylabel="modelled online time (s)",
+    )
+
+
+def phase_figure(result: LightSecAggRun) -> Figure:
+    """Per-phase modelled time at the largest N."""
+    return coded.phase_figure(result.costs, PROTOCOLS, result.params.dropout_rates)
+
+
+def inversion_figure(result: LightSecAggRun) -> Figure:
+    """The private images and what Inverting Gradients makes of each upload."""
+    return coded.inversion_figure(result.demo)
+
+
+def cost_table(result: LightSecAggRun) -> Any:
+    """The cost runs as a table (pandas)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "protocol": r.protocol,
+                "N": r.num_clients,
+                "dropout": f"{100 * r.dropout:.0f}%",
+                "dropped": r.dropped,
+                "parameters": r.settings,
+                **{f"{p} (s)": round(s, 3) for p, s in r.phases.items()},
+                "total (s)": round(r.total, 3),
+                "client CPU (s)": round(r.client_seconds, 4),
+                "server CPU (s)": round(r.server_seconds, 4),
+                "MB per client": round(r.client_bytes / 1e6, 3),
+                "exact": r.exact,
+                "stopped": r.failed or "",
+            }
+            for r in result.costs
+        ]
+    )
+
+
+def summary_text(result: LightSecAggRun) -> str:
+    """The run's headline numbers, for the page's prose."""
+    p = result.params
+    total, (base, n, rate) = largest_speedup(result)
+    online, (obase, on, orate) = largest_speedup(result, online=True)
+    failed = [r for r in result.costs if r.failed is not None]
+    exact = sum(r.exact for r in result.costs)
+    priv = result.privacy
+    text = (
+        f"In this run ({p.profile} profile, d = {p.model_size} values, "
+        f"{p.client_mbps:g}/{p.server_mbps:g} Mb/s client/server links, "
+        f"{p.latency_ms:g} ms latency): the largest speed-up of LightSecAgg's "
+        f"modelled total time is {total:.2f}x over {base} (N = {n}, "
+        f"{100 * rate:.0f}% dropout); without the offline phase of either "
+        f"(overlapped with training) it is {online:.2f}x over {obase} (N = {on}, "
+        f"{100 * orate:.0f}% dropout). The paper's abstract reports up to 12.7x. "
+        f"{exact} of {len(result.costs)} cost runs decoded the exact fixed-point "
+        f"sum"
+        + (f"; {len(failed)} stopped" if failed else "")
+        + f". Privacy by rank (N = {priv['num_clients']}, T = {priv['T']}, U = "
+        f"{priv['U']}): {priv['private T-sets']} of {priv['subsets']} random sets "
+        f"of T encoded masks of one user have a full-rank noise block (they "
+        f"reveal nothing); {priv['leaking (T+1)-sets']} of {priv['subsets']} sets "
+        "of T + 1 leak. "
+    )
+    return text + coded.inversion_summary(result.demo)
+
+
+def rows(result: LightSecAggRun) -> list[ResultRow]:
+    """The speed-up beside the paper's, modelled times, bytes and the inversion."""
+    p = result.params
+    out: list[ResultRow] = []
+    variants = {
+        "total": (largest_speedup(result), "modelled total time"),
+        "online": (
+            largest_speedup(result, online=True),
+            "modelled time without the offline phase of either protocol (as if it "
+            "overlapped with training)",
+        ),
+    }
+    best = max(variants, key=lambda k: variants[k][0][0])
+    setting = (
+        f"d = {p.model_size}, {p.client_mbps:g}/{p.server_mbps:g} Mb/s, "
+        f"{p.latency_ms:g} ms; the paper's is total training time on its own "
+        "cluster with up to 200 users and real models, so the setting differs"
+    )
+    if "speedup" in METRICS:
+        for kind, ((value, (base, n, rate)), words) in variants.items():
+            out.append(
+                ResultRow.against(
+                    f"speedup/{kind}",
+                    "speedup",
+                    value,
+                    SPEEDUP if kind == best else None,
+                    f"largest speed-up over SecAgg/SecAgg+ in {words}: {base}, N = "
+                    f"{n}, {100 * rate:.0f}% dropout"
+                    + ("; our largest measured speed-up" if kind == best else "")
+                    + f"; {setting}",
+                )
+            )
+    largest = max(p.num_clients)
+    for r in result.costs:
+        if r.num_clients != largest or r.failed is not None:
+            continue
+        out.append(
+            ResultRow.against(
+                f"{r.protocol}/N{largest}/drop{100 * r.dropout:.0f}",
+                "seconds",
+                r.total,
+                None,
+                f"modelled total time ({r.settings}; d = {p.model_size})",
+            )
+        )
+        if r.dropout == min(p.dropout_rates):
+            out.append(
+                ResultRow.against(
+                    f"{r.protocol}/N{largest}/drop{100 * r.dropout:.0f}",
+                    "bytes",
+                    r.client_bytes,
+                    None,
+                    "mean bytes sent and received per client",
+                )
+            )
+    demo = result.demo
+    info = data.dataset_info(p.dataset)
+    base_name = f"{info.name}/{p.model}/N{demo.num_clients}"
+    out += [
+        ResultRow.against(
+            f"{base_name}/masked upload",
+            "psnr",
+            mean_of(demo.masked, "psnr"),
+            None,
+            f"Inverting Gradients on the masked upload the server received, mean "
+            f"over {len(demo.masked)} clients, {p.max_iterations} steps",
+        ),
+        ResultRow.against(
+            f"{base_name}/plaintext update",
+            "psnr",
+            mean_of(demo.plain, "psnr"),
+            None,
+            "the same clients' plaintext updates, same attack and budget",
+        ),
+        ResultRow.against(
+            f"{base_name}/unrelated image",
+            "psnr",
+            mean(demo.unrelated_psnr),
+            None,
+            "another private image of the round against the client's image",
+        ),
+        ResultRow.against(
+            f"{base_name}/decoded sum exact",
+            "success_rate",
+            float(demo.exact),
+            None,
+            "1: the decoded sum equals the plaintext fixed-point sum bit for bit",
+        ),
+    ]
+    return out
+
+
+def claims(result: LightSecAggRun) -> list[Claim]:
+    """The abstracts' claims, checked on this run."""
+    p = result.params
+    largest = max(p.num_clients)
+    out = []
+    rates = ", ".join(f"{100 * r:.0f}%" for r in p.dropout_rates)
+    for base in ("SecAgg", "SecAgg+"):
+        table = speedups(result)
+        values = [
+            table[(base, largest, rate)]
+            for rate in p.dropout_rates
+            if (base, largest, rate) in table
+        ]
+        out.append(
+            bound_claim(
+                f"LightSecAgg gains over the baselines ({base}) in total time "
+                "(up to 12.7x).",
+                V1,
+                values,
+                above=1.0,
+                unit="x",
+                what=f"{base} time / LightSecAgg time at N = {largest}, one value "
+                f"per dropout rate ({rates})",
+            )
+        )
+    mine = coded.records_of(result.costs, "LightSecAgg")
+    theirs = coded.records_of(result.costs, "SecAgg")
+    pairs = [
+        (a.server_phases["recovery"], b.server_phases["recovery"])
+        for a in mine
+        for b in theirs
+        if a.num_clients == b.num_clients
+        and a.dropout == b.dropout
+        and a.failed is None
+        and b.failed is None
+    ]
+    out.append(
+        paired_claim(
+            "LightSecAgg significantly reduces the overhead for resiliency against "
+            "dropped users (one-shot aggregate-mask recovery instead of SecAgg's "
+            "seed reconstruction).",
+            MLSYS,
+            [-math.log(a) for a, _ in pairs],
+            [-math.log(b) for _, b in pairs],
+            names=(
+                "-ln(LightSecAgg server recovery CPU s)",
+                "-ln(SecAgg server recovery CPU s)",
+            ),
+            unit="",
+        )
+    )
+    priv = result.privacy
+    ok = all(r.exact for r in mine if r.failed is None) and all(
+        r.failed is None for r in mine
+    )
+    out.append(
+        bound_claim(
+            "LightSecAgg achieves the same privacy and dropout-resiliency guarantees "
+            "(any T colluding users learn nothing of a user's mask; the exact sum "
+            "of the survivors whatever users drop, up to N - U).",
+            MLSYS,
+            [
+                float(priv["subsets"] - priv["private T-sets"])
+                + float(not ok)
+                + float(not result.demo.exact)
+            ],
+            below=0.5,
+            what=(
+                "random T-sets of encoded masks with a rank-deficient noise block, "
+                "plus 1 for any cost run that was not exact, plus 1 if the "
+                "inversion round's sum was not exact"
+            ),
+        )
+    )
+    out.append(
+        untested_claim(
+            "LightSecAgg can be applied to secure aggregation in the asynchronous "
+            "FL setting.",
+            MLSYS,
+            "the asynchronous variant is not implemented here (synchronous only)",
+        )
+    )
+    return out
