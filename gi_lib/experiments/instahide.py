@@ -17,9 +17,9 @@ from gi_lib import data
 from gi_lib.defenses import InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.mixup import private_heavy_alpha
-from gi_lib.experiments import common, defense_page
+from gi_lib.experiments import common, defense_claims, defense_page
 from gi_lib.params import ParameterError, check_parameters, param
-from gi_lib.results import ResultRow
+from gi_lib.results import Claim, ResultRow
 
 NOTEBOOK = "instahide"
 
@@ -147,3 +147,28 @@ def run(
 def rows(result: defense_page.DefensePageRun[InstaHideParams]) -> list[ResultRow]:
     """Accuracy per training run and the attack's scores per setting."""
     return defense_page.page_rows(result, note=PAPER_NOTE)
+
+
+INSTAHIDE = "Huang, Song, Li and Arora, ICML 2020, abstract"
+
+
+def claims(result: defense_page.DefensePageRun[InstaHideParams]) -> list[Claim]:
+    """InstaHide's accuracy claim and Huang et al.'s test of it as a defense."""
+    k = result.params.k
+    return [
+        defense_claims.small_accuracy_cost(
+            result,
+            "vanilla",
+            f"InstaHide k={k}",
+            "InstaHide has a minor effect on test accuracy (taken here: at most "
+            "5 points below vanilla training)",
+            INSTAHIDE,
+            at_most=0.05,
+        ),
+        defense_claims.lowers_psnr(
+            result,
+            f"InstaHide k={k}",
+            f"InstaHide (k={k}) lowers the attack's PSNR",
+            defense_claims.HUANG,
+        ),
+    ]

@@ -14,10 +14,10 @@ import torch
 
 from gi_lib.defenses import MixUp, NoDefense
 from gi_lib.defenses.mixup import private_heavy_alpha
-from gi_lib.experiments import defense_page
+from gi_lib.experiments import defense_claims, defense_page
 from gi_lib.experiments.common import uses_num_threads
 from gi_lib.params import check_parameters, param
-from gi_lib.results import ResultRow
+from gi_lib.results import Claim, ResultRow
 
 NOTEBOOK = "mixup"
 
@@ -73,3 +73,27 @@ def run(
 def rows(result: defense_page.DefensePageRun[MixUpParams]) -> list[ResultRow]:
     """Accuracy per training run and the attack's scores per setting."""
     return defense_page.page_rows(result, note=PAPER_NOTE)
+
+
+ZHANG = "Zhang et al., ICLR 2018, Sec. 3.2 (CIFAR-10 and CIFAR-100)"
+
+
+def claims(result: defense_page.DefensePageRun[MixUpParams]) -> list[Claim]:
+    """MixUp's own claim (generalisation) and Huang et al.'s (as a defense)."""
+    return [
+        defense_claims.accuracy_comparison(
+            result, "MixUp", "ERM", "MixUp generalises better than ERM", ZHANG
+        ),
+        defense_claims.lowers_psnr(
+            result,
+            "MixUp k=2",
+            "MixUp of two images lowers the attack's PSNR",
+            defense_claims.HUANG,
+        ),
+        defense_claims.lowers_psnr(
+            result,
+            "MixUp k=4",
+            "MixUp of four images (coefficients <= 0.65) lowers the attack's PSNR",
+            defense_claims.HUANG,
+        ),
+    ]

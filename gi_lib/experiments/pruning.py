@@ -22,7 +22,13 @@ from gi_lib.experiments.common import (
     uses_num_threads,
 )
 from gi_lib.params import check_parameters, param, resolve_device
-from gi_lib.results import ResultRow
+from gi_lib.results import (
+    Claim,
+    ResultRow,
+    bound_claim,
+    paired_claim,
+    untested_claim,
+)
 
 NOTEBOOK = "pruning"
 
@@ -131,3 +137,67 @@ def summary_text(result: defense_page.DefensePageRun[PruningParams]) -> str:
         + "; ".join(parts)
         + "."
     )
+
+
+PRUNING_SOURCE = (
+    "Zhu et al., NeurIPS 2019, Sec. 5 (defense strategies); the 20% threshold as "
+    "a third-party summary quotes it (PAPER_VALUES.md: S)"
+)
+
+
+def claims(result: defense_page.DefensePageRun[PruningParams]) -> list[Claim]:
+    """DLG's defense claims, on the same images at every ratio."""
+    p = result.params
+    out = [
+        untested_claim(
+            "Gradient pruning is the most effective defense DLG's authors tried",
+            "Zhu et al., NeurIPS 2019, abstract",
+            "this page runs pruning only; the evaluation page compares defenses",
+        )
+    ]
+    high = [r for r in p.ratios if r >= 0.2]
+    low = [r for r in p.ratios if r < 0.2]
+    if high:
+        r = min(high)
+        out.append(
+            bound_claim(
+                f"Pruning more than about 20% of the gradient stops DLG (at {r:g})",
+                PRUNING_SOURCE,
+                [t.psnr for t in result.trials[label(r)]],
+                below=p.success_psnr,
+                unit="dB",
+                what=f"PSNR at pruning ratio {r:g}",
+            )
+        )
+    else:
+        out.append(
+            untested_claim(
+                "Pruning more than about 20% of the gradient stops DLG",
+                PRUNING_SOURCE,
+                "this run has no ratio of 0.2 or more",
+            )
+        )
+    if low:
+        r = min(low)
+        out.append(
+            bound_claim(
+                f"Below about 20% (at {r:g}), DLG still recovers the image",
+                PRUNING_SOURCE,
+                [t.psnr for t in result.trials[label(r)]],
+                above=p.success_psnr,
+                unit="dB",
+                what=f"PSNR at pruning ratio {r:g}",
+            )
+        )
+    if len(p.ratios) > 1:
+        lo, hi = min(p.ratios), max(p.ratios)
+        out.append(
+            paired_claim(
+                f"Pruning ({hi:g}) lowers the attack's PSNR (against {lo:g})",
+                PRUNING_SOURCE,
+                [t.psnr for t in result.trials[label(lo)]],
+                [t.psnr for t in result.trials[label(hi)]],
+                names=(f"ratio {lo:g}", f"ratio {hi:g}"),
+            )
+        )
+    return out

@@ -40,7 +40,7 @@ from myst_nb import glue
 
 from gi_lib.experiments import mixup as experiment
 from gi_lib.notebook import Page
-from gi_lib.results import rows_frame
+from gi_lib.results import claims_table, rows_frame
 
 page = Page(experiment, globals())
 
@@ -48,7 +48,7 @@ page = Page(experiment, globals())
 profile = "cpu"
 dataset = "cifar10"
 model = "convnet8"
-num_trials = 2
+num_trials = 3
 seed = 0
 device = "auto"
 num_threads = 1
@@ -145,5 +145,17 @@ glue("mixup_examples", experiment.examples_figure(result), display=False)
 rows = experiment.rows(result)
 rows_frame(rows)
 
+# %% [markdown]
+# ## The paper's claims, checked
+#
+# A claim that a defense lowers the attack's PSNR is judged on the paired
+# differences over the same images, attacked with and without it; an accuracy
+# claim rests on one training run per model, so comparing two runs gives no
+# spread, and the verdict says there are not enough trials.
+
+# %%
+claims = experiment.claims(result)
+claims_table(claims)
+
 # %% tags=["remove-cell"]
-page.finish(result, rows)
+page.finish(result, rows, claims)
