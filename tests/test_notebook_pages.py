@@ -45,6 +45,8 @@ THREAT_MODEL_FLAGS = {
     "defenses/instahide": {"defense"},
     "defenses/he": {"reveal_labels"},
     "defenses/secagg": set(),
+    "defenses/lightsecagg": set(),
+    "defenses/fastsecagg": set(),
     "evaluation/attacks_vs_defenses": {
         "model_mode",
         "reveal_labels",
