@@ -148,7 +148,7 @@ class Page:
         self,
         result: Any,
         rows: Sequence[ResultRow],
-        claims: Sequence[Claim] = (),
+        claims: Sequence[Claim],
         *,
         directory: str | os.PathLike[str] | None = None,
     ) -> Finished:
@@ -168,6 +168,11 @@ class Page:
             directory: defaults to :func:`gi_lib.results.results_dir`.
         """
         params = self.params
+        if not claims:
+            raise ValueError(
+                f"{self.notebook}: a page checks at least one of its paper's "
+                "claims (gi_lib.results.Claim); pass them to finish()."
+            )
         device = getattr(result, "device", None)
         device = None if device is None else str(device)
         seconds = self.wall_seconds()

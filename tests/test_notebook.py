@@ -14,7 +14,7 @@ import torch
 from gi_lib.experiments import dlg as experiment
 from gi_lib.notebook import Page
 from gi_lib.params import ParameterError
-from gi_lib.results import ResultRow
+from gi_lib.results import ResultRow, untested_claim
 
 PARAMETERS: dict[str, Any] = {
     "profile": "smoke",
@@ -78,8 +78,9 @@ def test_finish_writes_the_results_file(tmp_path: Path) -> None:
     namespace.update(PARAMETERS, profile="cpu")
     page.check(namespace)
     rows = [ResultRow.against("mnist/lenet/bs1", "psnr", 12.5, None, "a note")]
+    claims = [untested_claim("DLG recovers images", "Sec. 4", "a stand-in")]
     finished = page.finish(
-        SimpleNamespace(device=torch.device("cpu")), rows, directory=tmp_path
+        SimpleNamespace(device=torch.device("cpu")), rows, claims, directory=tmp_path
     )
     path = finished.path
     assert path == tmp_path / "dlg.json"
@@ -97,11 +98,23 @@ def test_finish_writes_the_results_file(tmp_path: Path) -> None:
     assert [(r["experiment"], r["ours"]) for r in record["rows"]] == [
         ("mnist/lenet/bs1", 12.5)
     ]
+    assert [c["claim"] for c in record["claims"]] == ["DLG recovers images"]
+
+
+def test_finish_needs_at_least_one_claim(tmp_path: Path) -> None:
+    namespace = _notebook_globals()
+    page = Page(experiment, namespace)
+    namespace.update(PARAMETERS)
+    page.check(namespace)
+    rows = [ResultRow.against("mnist/lenet/bs1", "psnr", 12.5, None, "a note")]
+    with pytest.raises(ValueError, match="at least one of its paper's claims"):
+        page.finish(SimpleNamespace(device="cpu"), rows, [], directory=tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_finish_before_check_says_what_to_call(tmp_path: Path) -> None:
     page = Page(experiment, _notebook_globals())
     rows = [ResultRow.against("mnist/lenet/bs1", "psnr", 1.0, None, "")]
     with pytest.raises(RuntimeError, match=r"page\.check\(globals\(\)\)"):
-        page.finish(SimpleNamespace(device="cpu"), rows, directory=tmp_path)
+        page.finish(SimpleNamespace(device="cpu"), rows, [], directory=tmp_path)
     assert not list(tmp_path.iterdir())

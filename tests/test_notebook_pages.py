@@ -193,3 +193,22 @@ def test_the_bookkeeping_rule_rejects_hidden_work() -> None:
     ]
     for source in kept:
         assert _is_bookkeeping(ast.parse(source).body[0]), source
+
+
+@pytest.mark.parametrize("key", PAGES)
+def test_the_claims_are_shown_and_the_page_says_how_long_it_ran(key: str) -> None:
+    shown = [
+        tree
+        for tree in _visible(key)
+        if "claims = experiment.claims(result)" in ast.unparse(tree)
+        and any(_name(c) == "claims_table" for c in _calls(tree))
+    ]
+    assert shown, f"{key}: no visible cell computes and shows the claims table"
+    finishes = [
+        (tags, ast.unparse(tree))
+        for tags, tree in _code_cells(key)
+        if "page.finish(" in ast.unparse(tree)
+    ]
+    assert [source for _, source in finishes] == ["page.finish(result, rows, claims)"]
+    # Its input is hidden, its output (how long the page ran) is shown.
+    assert finishes[0][0] == {"remove-input"}, f"{key}: tag the finish remove-input"

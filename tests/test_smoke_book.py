@@ -149,3 +149,16 @@ def test_no_page_loads_anything_from_the_internet(smoke_build: Path) -> None:
         if remote_mathjax.search(page.read_text(encoding="utf-8"))
     ]
     assert not mentions, f"pages naming a remote MathJax: {mentions}"
+
+
+@pytest.mark.parametrize("name", _notebook_files())
+def test_every_page_checks_its_papers_claims(smoke_build: Path, name: str) -> None:
+    stem = Path(name).name
+    record = json.loads((smoke_build / "results" / f"{stem}.json").read_text())
+    assert record["claims"], f"{stem}: results file holds no claim"
+    page = _html(smoke_build, name)
+    assert "verdict here" in page, f"{name}: no claims table on the page"
+    assert "This page ran in" in page, f"{name}: the page does not say how long it ran"
+    scorecard = _html(smoke_build, "scorecard")
+    for claim in record["claims"]:
+        assert claim["verdict"] in scorecard

@@ -174,5 +174,5 @@ claims_table(claims)
 # succeeds is the success row above. Where DLG misses labels, so did it in
 # iDLG's Table 1 (89.9% right on MNIST over 1,000 images).
 
-# %% tags=["remove-cell"]
+# %% tags=["remove-input"]
 page.finish(result, rows, claims)

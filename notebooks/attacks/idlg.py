@@ -188,5 +188,5 @@ claims_table(claims)
 # equal. On the offline LFW subset DLG has only two labels to choose from,
 # which makes its label search easier than in the paper.
 
-# %% tags=["remove-cell"]
+# %% tags=["remove-input"]
 page.finish(result, rows, claims)

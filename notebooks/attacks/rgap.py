@@ -200,5 +200,5 @@ claims_table(claims)
 # run. DLG's step budget is this page's parameter: more steps bring it closer
 # to the image and make the time claim easier still.
 
-# %% tags=["remove-cell"]
+# %% tags=["remove-input"]
 page.finish(result, rows, claims)

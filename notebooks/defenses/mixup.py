@@ -157,5 +157,5 @@ rows_frame(rows)
 claims = experiment.claims(result)
 claims_table(claims)
 
-# %% tags=["remove-cell"]
+# %% tags=["remove-input"]
 page.finish(result, rows, claims)
