@@ -348,6 +348,7 @@ def _synthetic_result(
         non_private=_run(non_private, None),  # type: ignore[arg-type]
         private=private,
         noise=noise,
+        epsilons={"eps=0.5": [0.3, 0.5], "eps=2": [1.2, 2.0], "eps=8": [5.0, 8.0]},
         accountant=[page.accountant_check(e) for e in (100, 400)],
         trials={
             "none": [_trial(v, i) for i, v in enumerate(psnr_none)],

@@ -148,8 +148,9 @@ class TrainingSettings:
         done = min(epoch / self.lr_saturate_epochs, 1.0)
         return self.lr + (self.end_lr - self.lr) * done
 
-    def key(self, num_images: int) -> list[str]:
-        """The cache file's name parts."""
+    def key(self, num_images: int, num_test: int) -> list[str]:
+        """The cache file's name parts (``num_images`` training images, the
+        accuracies measured on ``num_test`` test images)."""
         privacy = (
             f"s{self.noise_multiplier:.6g}-p{self.pca_noise:g}-c{self.clip_norm:g}"
             if self.private
@@ -164,6 +165,7 @@ class TrainingSettings:
             f"e{self.epochs}",
             f"lr{self.lr:g}-{self.end_lr:g}-{self.lr_saturate_epochs:g}",
             f"n{num_images}",
+            f"t{num_test}",
             f"s{self.seed}",
         ]
 
@@ -214,9 +216,9 @@ def _accuracy(model: PCANet, features: torch.Tensor, labels: torch.Tensor) -> fl
     return float((predicted == labels).float().mean())
 
 
-def cache_path(settings: TrainingSettings, num_images: int) -> Path:
+def cache_path(settings: TrainingSettings, num_images: int, num_test: int) -> Path:
     """The cache file of one run."""
-    return cache_file(settings.key(num_images), folder="models/dp_mnist")
+    return cache_file(settings.key(num_images, num_test), folder="models/dp_mnist")
 
 
 def train(
@@ -284,7 +286,7 @@ def train(
         }
 
     record, cached = load_or_train(
-        cache_path(settings, count),
+        cache_path(settings, count, len(test_labels)),
         model,
         fit,  # type: ignore[arg-type]
         fields=(

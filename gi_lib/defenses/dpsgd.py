@@ -197,12 +197,13 @@ def noise_for_epsilon(
     steps: int,
     delta: float,
     pca_noise: float | None = None,
-    tolerance: float = 1e-3,
+    tolerance: float = 2e-3,
 ) -> float:
-    """The smallest noise multiplier whose run spends at most ``target_epsilon``.
+    """A noise multiplier whose run spends at most ``target_epsilon`` and at
+    least ``(1 - tolerance) * target_epsilon``.
 
-    A bisection over :func:`epsilon` (opacus's ``get_noise_multiplier``
-    does the same search, but cannot compose the DP-PCA's release).
+    A bisection over :func:`epsilon`, as opacus's ``get_noise_multiplier``
+    searches (which cannot compose the DP-PCA's release).
 
     Raises:
         ValueError: the PCA's release alone spends ``target_epsilon``.
@@ -233,13 +234,16 @@ def noise_for_epsilon(
                 f"epsilon = {floor:.3g} >= {target_epsilon:g}; raise its noise."
             )
     low, high = 0.0, 1.0
-    while spent(high) > target_epsilon:
+    while (reached := spent(high)) > target_epsilon:
         low, high = high, 2 * high
         if high > 1e6:
             raise ValueError(f"No noise multiplier reaches epsilon {target_epsilon:g}.")
-    while high - low > tolerance * high:
+    while reached < (1 - tolerance) * target_epsilon and high - low > 1e-9 * high:
         middle = (low + high) / 2
-        low, high = (middle, high) if spent(middle) > target_epsilon else (low, middle)
+        if (value := spent(middle)) > target_epsilon:
+            low = middle
+        else:
+            high, reached = middle, value
     return high
 
 

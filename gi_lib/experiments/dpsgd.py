@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from scipy.optimize import brentq
 from scipy.stats import norm
 
@@ -62,8 +63,9 @@ SOURCE = "Abadi et al., CCS 2016, MNIST results"
 ACCOUNTANT_SOURCE = "Abadi et al., CCS 2016, moments accountant vs strong composition"
 CIFAR_SOURCE = "Abadi et al., CCS 2016, CIFAR-10 results"
 DLG_SOURCE = (
-    "this book's defense view: Zhu et al., NeurIPS 2019 (DLG), Sec. 5, name "
-    "noisy gradients as a defense; not a claim of Abadi et al."
+    "this book's defense view (DLG, Zhu et al., NeurIPS 2019, tries noisy "
+    "gradients in its defense section; the threshold it reports is not verified "
+    "here); not a claim of Abadi et al."
 )
 
 PAPER_ACCURACY: dict[float, PaperValue] = {
@@ -242,6 +244,8 @@ class DPSGDRun:
         non_private: the network trained without privacy.
         private: target-epsilon label -> the private run.
         noise: target-epsilon label -> its noise multiplier.
+        epsilons: target-epsilon label -> epsilon spent after each epoch of
+            its curve (``curve_epochs``), the DP-PCA included.
         accountant: the paper's accountant example at 100 and 400 epochs.
         trials: attacked setting -> attack trials (``none`` first).
         test_count: test images the accuracies are measured on.
@@ -252,6 +256,7 @@ class DPSGDRun:
     non_private: dp_mnist.PrivateRun
     private: dict[str, dp_mnist.PrivateRun]
     noise: dict[str, float]
+    epsilons: dict[str, list[float]]
     accountant: list[AccountantCheck]
     trials: dict[str, list[AttackedSample]]
     test_count: int
@@ -306,7 +311,7 @@ def run(params: DPSGDParams, *, progress: bool = True) -> DPSGDRun:
         )
 
     non_private = train(None, 0.0)
-    private, noise = {}, {}
+    private, noise, epsilons = {}, {}, {}
     for target, pca_noise in zip(params.target_epsilons, params.pca_noise, strict=True):
         name = label(target)
         noise[name] = noise_for_epsilon(
@@ -317,6 +322,16 @@ def run(params: DPSGDParams, *, progress: bool = True) -> DPSGDRun:
             pca_noise=pca_noise,
         )
         private[name] = train(noise[name], pca_noise)
+        epsilons[name] = [
+            epsilon(
+                noise_multiplier=noise[name],
+                sample_rate=sample_rate,
+                steps=private[name].steps_after(epoch),
+                delta=params.delta,
+                pca_noise=pca_noise,
+            )
+            for epoch in private[name].curve_epochs
+        ]
     clip = params.clip_norm
     attacked: dict[str, defense_page.DefenseMaker] = {
         "none": lambda pool, s: NoDefense(seed=s)
@@ -337,6 +352,7 @@ def run(params: DPSGDParams, *, progress: bool = True) -> DPSGDRun:
         non_private,
         private,
         noise,
+        epsilons,
         accountant,
         trials,
         len(test_labels),
@@ -344,18 +360,11 @@ def run(params: DPSGDParams, *, progress: bool = True) -> DPSGDRun:
 
 
 def spent(result: DPSGDRun, name: str, epoch: int | None = None) -> float:
-    """Epsilon a private run has spent after ``epoch`` epochs (all of them by
-    default), the DP-PCA included."""
+    """Epsilon a private run has spent after ``epoch`` epochs of its curve
+    (the last by default), the DP-PCA included."""
     trained = result.private[name]
-    index = list(result.private).index(name)
-    epochs = trained.settings.epochs if epoch is None else epoch
-    return epsilon(
-        noise_multiplier=result.noise[name],
-        sample_rate=trained.sample_rate,
-        steps=trained.steps_after(epochs),
-        delta=result.params.delta,
-        pca_noise=result.params.pca_noise[index],
-    )
+    epoch = trained.curve_epochs[-1] if epoch is None else epoch
+    return result.epsilons[name][trained.curve_epochs.index(epoch)]
 
 
 def target_of(result: DPSGDRun, name: str) -> float:
@@ -408,6 +417,11 @@ def tradeoff_figure(result: DPSGDRun) -> Figure:
         label="paper (Abadi et al.)",
     )
     axis.set_xscale("log")
+    # plain numbers at the usual budgets, no crowded minor labels
+    low, high = axis.get_xlim()
+    ticks = [t for t in (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32) if low <= t <= high]
+    axis.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.legend(fontsize=7)
     return figure
 
@@ -532,7 +546,8 @@ def claims(result: DPSGDRun) -> list[Claim]:
                 above=low,
                 what=(
                     f"test accuracy at epsilon {spent(result, name):.3g} "
-                    f"({result.non_private.num_images} training images; "
+                    f"({result.non_private.num_images} training images, the "
+                    "paper's 60,000; "
                     f"'about {100 * paper:.0f}%' read as above {low:g})"
                 ),
             )

@@ -37,16 +37,17 @@
 # its target epsilon after the run's steps; the paper instead fixes sigma at
 # 8, 4 and 2 and trains until the budget is spent.
 #
-# **Setting.** This book's offline MNIST copy has 10,000 training images,
-# one sixth of the paper's 60,000. The cpu profile keeps the paper's sampling
-# rate q = 0.01 (lots of 100, where the paper's are 600 of 60,000, and the
-# paper finds the best lot near the square root of N), and trains each run
-# for 30 epochs; the paper profile's settings are in
-# `notebooks/profiles/paper.yaml`. With six times fewer images, the same
-# epsilon buys six times less signal per unit of noise, so this page's
-# accuracies are not expected to reach the paper's. Attack: DLG on DLG's
-# LeNet, one image per update, whose gradient the client clipped to C and
-# noised with each attacked sigma.
+# **Setting.** The cpu profile (this page's defaults) trains on this book's
+# offline MNIST copy, 10,000 training images, one sixth of the paper's 60,000.
+# It keeps the paper's sampling rate q = 0.01 (lots of 100, where the paper's
+# are 600 of 60,000; the paper finds the best lot near the square root of N)
+# and so the paper's 100 steps per epoch, and trains each run for 30 epochs;
+# the paper profile's settings are in `notebooks/profiles/paper.yaml`, and the
+# run's own setting is stated with its results below. With six times fewer
+# images, the same epsilon buys six times less signal per unit of noise, so
+# the cpu run's accuracies are not expected to reach the paper's. Attack: DLG
+# on DLG's LeNet, one image per update, whose gradient the client clipped to
+# C and noised with each attacked sigma.
 #
 # **Threat model.** The attacker sees the model and the noised gradient.
 
@@ -182,9 +183,10 @@ glue("dpsgd_examples", experiment.examples_figure(result), display=False)
 # gradient at each attacked noise multiplier.
 # ```
 #
-# With one image per update, noise of standard deviation sigma C on each of
-# LeNet's parameters swamps the clipped gradient even at multipliers far below
-# those of the private training runs above.
+# With one image per update, the client adds noise of standard deviation
+# sigma C to each of the attacked model's parameters, while the whole clipped
+# gradient has norm at most C; the last claim below says whether DLG recovers
+# anything through it in this run.
 
 # %%
 rows = experiment.rows(result)
@@ -194,10 +196,10 @@ rows_frame(rows)
 # ## The paper's claims, checked
 #
 # Accuracy claims are judged on this run's one training run per setting,
-# against the band stated in each row (the scorecard's two points for test
-# accuracy); the accountant claim on the numbers computed here; the DLG claim
-# on the page's attack trials, paired by image, with a 95% interval of the
-# mean difference.
+# against the reading of "about" stated in each claim's evidence (two points
+# below the paper's number, the scorecard's band for test accuracy); the
+# accountant claim on the numbers computed here; the DLG claim on the page's
+# attack trials, with a 95% interval of their mean PSNR.
 
 # %%
 claims = experiment.claims(result)
