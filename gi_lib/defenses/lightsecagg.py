@@ -21,10 +21,12 @@ NTT-friendly ``p = 2013265921`` (:mod:`gi_lib.defenses._field`):
    points ``alpha_1..alpha_U = N+1..N+U`` at ``beta_j = j`` for every user
    j: ``N`` encoded masks ``[z~_i]_j``. It keeps its own and sends the others
    AES-GCM-encrypted, relayed by the server.
-2. **masked input** (online) -- user i uploads ``x~_i = x_i + z_i``, its
+2. **mask receipt** (offline) -- each user decrypts and stores the encoded
+   masks it was sent (no message).
+3. **masked input** (online) -- user i uploads ``x~_i = x_i + z_i``, its
    fixed-point update masked; the server calls the senders U1 and tells the
    survivors who they are.
-3. **mask recovery** (online) -- each surviving user j checks the list (at
+4. **mask recovery** (online) -- each surviving user j checks the list (at
    least ``U`` users, each of whom shared a mask with it) and sends
    ``sum_{i in U1} [z~_i]_j``; from any ``U`` of these the server
    interpolates the polynomial of ``sum_i z_i`` (Lagrange), reads its first
