@@ -45,8 +45,8 @@ THREAT_MODEL_FLAGS = {
     "defenses/instahide": {"defense"},
     "defenses/he": {"reveal_labels"},
     "defenses/secagg": set(),
-    "defenses/lightsecagg": set(),
-    "defenses/fastsecagg": set(),
+    "defenses/lightsecagg": {"reveal_labels"},
+    "defenses/fastsecagg": {"reveal_labels"},
     "evaluation/attacks_vs_defenses": {
         "model_mode",
         "reveal_labels",
