@@ -286,14 +286,16 @@ def _instahide_params(**overrides):
     values = dict(
         profile="smoke",
         dataset="cifar10",
-        model="convnet8",
+        model="lenet",
         num_trials=1,
         seed=3,
         device="cpu",
         num_threads=1,
-        attack="dlg",
+        attacks="dlg",
         attack_model="lenet",
+        attack_epochs=1,
         max_iterations=2,
+        inverting_iterations=2,
         train_epochs=1,
         train_images=64,
         train_lr=0.05,
@@ -331,10 +333,11 @@ def test_instahide_page_trains_and_attacks_cross_dataset(tmp_path, monkeypatch):
     assert any("Cross-InstaHide" in r.experiment for r in rows)
 
 
-def test_a_defense_page_attacks_with_the_attack_it_is_given():
-    # The pruning page with Inverting Gradients instead of DLG: one Adam step
-    # per iteration (DLG's L-BFGS spends up to 20 evaluations per step), the
-    # same private image under every ratio, and the attack named in the rows.
+def test_a_defense_page_runs_every_attack_it_is_given_on_the_same_updates():
+    # The pruning page with DLG and Inverting Gradients: one Adam step per
+    # iteration for IG (DLG's L-BFGS spends up to 20 evaluations per step),
+    # the same private image under every ratio and attack, each attack with
+    # its own budget, and the attack named in the rows.
     values = dict(
         profile="smoke",
         dataset="cifar10",
@@ -344,24 +347,38 @@ def test_a_defense_page_attacks_with_the_attack_it_is_given():
         device="cpu",
         num_threads=1,
         max_iterations=3,
+        inverting_iterations=4,
         num_shown=1,
         ratios="0,0.9",
         success_psnr=30.0,
     )
-    runs = {
-        attack: pruning_page.run(
-            pruning_page.check({**values, "attack": attack}), progress=False
-        )
-        for attack in ("dlg", "inverting")
-    }
-    inverted = runs["inverting"].trials
+    result = pruning_page.run(
+        pruning_page.check({**values, "attacks": "dlg,inverting"}), progress=False
+    )
+    assert result.attacks == ("dlg", "inverting")
+    assert result.trials is result.by_attack["dlg"]
+    inverted = result.by_attack["inverting"]
     assert set(inverted) == {"0%", "90%"}
     for trials in inverted.values():
         (trial,) = trials
-        assert trial.evaluations == 3
+        assert trial.evaluations == 4
         assert torch.isfinite(trial.score.psnr).all()
         assert torch.equal(trial.true_images, inverted["0%"][0].true_images)
-    assert runs["dlg"].trials["0%"][0].evaluations > 3
-    assert not torch.equal(runs["dlg"].trials["0%"][0].images, inverted["0%"][0].images)
-    notes = [r.note for r in pruning_page.rows(runs["inverting"])]
-    assert any(n.startswith("Inverting Gradients") for n in notes)
+    dlg_trial = result.by_attack["dlg"]["0%"][0]
+    assert dlg_trial.evaluations > 4
+    assert torch.equal(dlg_trial.true_images, inverted["0%"][0].true_images)
+    assert not torch.equal(dlg_trial.images, inverted["0%"][0].images)
+    rows = pruning_page.rows(result)
+    notes = {r.experiment: r.note for r in rows if r.metric == "psnr"}
+    assert notes["cifar10/lenet/prune0.9/inverting"].startswith("Inverting Gradients")
+    assert notes["cifar10/lenet/prune0.9/dlg"].startswith("DLG")
+    # One attack alone runs too, and the figures take either.
+    alone = pruning_page.run(
+        pruning_page.check({**values, "attacks": "inverting"}), progress=False
+    )
+    assert alone.attacks == ("inverting",)
+    assert torch.equal(
+        alone.by_attack["inverting"]["90%"][0].images, inverted["90%"][0].images
+    )
+    pruning_page.psnr_figure(result)
+    pruning_page.examples_figure(result)

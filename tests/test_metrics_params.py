@@ -177,14 +177,17 @@ def test_every_experiment_refuses_bad_values_with_parameter_error():
     common = dict(
         profile="smoke", seed=0, device="cpu", num_threads=1, dataset="cifar10"
     )
-    prune = {**common, "model": "lenet", "num_trials": 1, "attack": "dlg",
-             "max_iterations": 1, "success_psnr": 30.0, "num_shown": 1}  # fmt: skip
+    prune = {**common, "model": "lenet", "num_trials": 1, "attacks": "dlg",
+             "max_iterations": 1, "inverting_iterations": 1,
+             "success_psnr": 30.0, "num_shown": 1}  # fmt: skip
     with pytest.raises(ParameterError, match="ratios"):
         pruning.check({**prune, "ratios": "0.5,2"})
     with pytest.raises(
-        ParameterError, match="'bn_prior'; choose one of: dlg, idlg, inverting"
+        ParameterError, match="'bn_prior'; choose from: dlg, idlg, inverting"
     ):
-        pruning.check({**prune, "ratios": "0.5", "attack": "bn_prior"})
+        pruning.check({**prune, "ratios": "0.5", "attacks": "dlg,bn_prior"})
+    with pytest.raises(ParameterError, match="repeats a value"):
+        pruning.check({**prune, "ratios": "0.5", "attacks": "dlg,dlg"})
     page = dict(
         common,
         dataset="mnist",
