@@ -7,6 +7,7 @@ notebook, a missing figure or a strict-build warning fails this test.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -82,9 +83,12 @@ def _notebook_files() -> list[str]:
 
 
 def _html(smoke_build: Path, name: str) -> str:
-    return (smoke_build / "_build" / "html" / f"{name}.html").read_text(
+    """The page's HTML, entities decoded and Sphinx's curly apostrophes made
+    straight, so that text from a results file can be found in it."""
+    text = (smoke_build / "_build" / "html" / f"{name}.html").read_text(
         encoding="utf-8"
     )
+    return html.unescape(text).replace("\u2019", "'")
 
 
 def test_every_toc_page_is_built(smoke_build: Path) -> None:
