@@ -260,6 +260,30 @@ def test_instahide_minor_cost_is_a_margin_of_two_points():
     assert len(claims) == 3 and not any("public" in c.claim for c in claims)
 
 
+def test_a_defense_cannot_lower_an_attack_that_recovers_nothing():
+    psnr = {
+        "none": [10.0, 10.5, 8.2],
+        "MixUp k=4": [7.0, 7.5, 6.0],
+        "InstaHide k=4": [7.0, 8.0, 6.5],
+    }
+    run = _instahide_run(1000, 1000, psnr)
+    lowered = instahide_page.claims(run)[1]
+    assert lowered.verdict == HOLDS  # no unrelated level recorded: as measured
+    # At the level of an unrelated image, the drop is not a defense's effect.
+    run.unrelated = [10.2, 10.5, 8.0]
+    lowered = instahide_page.claims(run)[1]
+    assert lowered.verdict == NOT_ENOUGH_TRIALS
+    assert "not shown to beat an unrelated image" in lowered.evidence
+    run.unrelated = [12.0, 12.5, 10.0]
+    lowered = instahide_page.claims(run)[1]
+    assert lowered.verdict == NOT_TESTED
+    assert "nothing for a defense to lower" in lowered.evidence
+    # An attack well above it is judged as before.
+    run.unrelated = [5.0, 5.5, 4.0]
+    assert instahide_page.claims(run)[1].verdict == HOLDS
+    assert "An unrelated image" in defense_page.summary_text(run)
+
+
 def test_instahide_rows_carry_no_paper_number():
     psnr = {"none": [30.0] * 3, "MixUp k=4": [12.0] * 3, "InstaHide k=4": [8.0] * 3}
     rows = instahide_page.rows(_instahide_run(1000, 900, psnr))

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm
 
-from gi_lib import data, fl, models, plots
+from gi_lib import data, fl, metrics, models, plots
 
 # The attacks a page can run by name, imported so that the dependency on
 # them is visible (to make, through the import graph).
@@ -62,6 +62,9 @@ threat model: one image per FedSGD update, nothing known but the model and
 the batch size (labels are read off the update where the attack needs
 them). The BatchNorm-prior attack needs BatchNorm statistics, which these
 pages' attacked models (LeNet, ConvNet in eval mode) do not give."""
+
+ATTACK_SHORT = {"dlg": "DLG", "idlg": "iDLG", "inverting": "IG"}
+"""The attacks' names where a figure has little room."""
 
 POOL_SIZE = 64
 """Images of the client's own data a defense may mix the victim with."""
@@ -193,6 +196,29 @@ def page_attack(params: AttackBudgetParams) -> Attack:
 # ---------------------------------------------------------------------------
 
 
+def victims_and_pool(
+    params: AttackBudgetParams,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The page's ``num_trials`` victim images and labels, and the client's
+    other images (:data:`POOL_SIZE`) that a defense mixes them with."""
+    count = params.num_trials
+    images, labels, _ = data.sample_victims(
+        data.load_dataset(params.dataset), count + POOL_SIZE, params.seed
+    )
+    return images[:count], labels[:count], (images[count:], labels[count:])
+
+
+def unrelated_levels(params: AttackBudgetParams) -> list[float]:
+    """Per victim, the mean PSNR of the client's other images against it: what
+    a reconstruction that knows nothing of the victim scores (an attack at
+    this level has recovered nothing)."""
+    victims, _, (others, _) = victims_and_pool(params)
+    return [
+        float(metrics.psnr(others, victim.expand_as(others)).mean())
+        for victim in victims
+    ]
+
+
 def attack_through_defenses(
     params: AttackBudgetParams,
     settings: Mapping[str, DefenseMaker],
@@ -227,12 +253,9 @@ def attack_through_defenses(
     unknown = sorted(set(networks) - set(settings))
     if unknown:
         raise ValueError(f"networks name settings that are not attacked: {unknown}.")
-    dataset, num_trials, seed = params.dataset, params.num_trials, params.seed
-    info = data.dataset_info(dataset)
-    images, labels, _ = data.sample_victims(
-        data.load_dataset(dataset), num_trials + POOL_SIZE, seed
-    )
-    pool = (images[num_trials:], labels[num_trials:])
+    num_trials, seed = params.num_trials, params.seed
+    info = data.dataset_info(params.dataset)
+    images, labels, pool = victims_and_pool(params)
     out: dict[str, dict[str, list[AttackedSample]]] = {
         a: {name: [] for name in settings} for a in attacks
     }
@@ -371,6 +394,8 @@ class DefensePageRun(Generic[PageParams]):
         test_correct: training label -> 1.0 / 0.0 per clean test image,
             whether the utility model classifies it correctly (where the page
             asked for them; see :func:`correct_per_test_image`).
+        unrelated: per trial, the PSNR an unrelated image of the data set
+            scores against the victim (:func:`unrelated_levels`).
     """
 
     params: PageParams
@@ -379,6 +404,7 @@ class DefensePageRun(Generic[PageParams]):
     by_attack: dict[str, dict[str, list[AttackedSample]]]
     checkpoints: dict[str, DefendedModel] = field(default_factory=dict)
     test_correct: dict[str, list[float]] = field(default_factory=dict)
+    unrelated: list[float] = field(default_factory=list)
 
     @property
     def attacks(self) -> tuple[str, ...]:
@@ -536,7 +562,15 @@ def run_defense_page(
         if per_image_accuracy
         else {}
     )
-    return DefensePageRun(params, device, utility, by_attack, trained, correct)  # type: ignore[arg-type]
+    return DefensePageRun(
+        params,  # type: ignore[arg-type]
+        device,
+        utility,
+        by_attack,
+        trained,
+        correct,
+        unrelated_levels(params),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -558,7 +592,7 @@ def examples_figure(result: DefensePageRun) -> Figure:
             row += [first[n][i].sent_images[0].clamp(0, 1) for n in sent]  # type: ignore[index]
             row += [trials[n][i].images[0] for n in names]
             rows.append(row)
-            titles.append(f"image {i}, {ATTACK_TITLES[attack]}")
+            titles.append(f"{ATTACK_SHORT[attack]}\nimage {i}")
     columns = ["truth", *(f"{n} (sent)" for n in sent), *names]
     return plots.image_rows(rows, columns, titles)
 
@@ -590,8 +624,10 @@ def checkpoint_text(result: DefensePageRun, setting: str) -> str:
     if trained is None:
         return f"a freshly initialised {model} per image (seed + image index)"
     epochs = p.attack_epochs if isinstance(p, DefendedCheckpointParams) else "some"
+    plural = "" if epochs == 1 else "s"
+    defense = "no defense" if trained.defense == "none" else trained.defense
     return (
-        f"the {model} checkpoint trained {epochs} epoch(s) under {trained.defense} "
+        f"the {model} checkpoint trained {epochs} epoch{plural} with {defense} "
         f"(test accuracy {100 * trained.test_accuracy:.1f}%)"
     )
 
@@ -642,11 +678,14 @@ def page_rows(
                 f"{checkpoint_text(result, name)}",
             )
         )
+    # A page of one attack keeps the experiment names it had before pages
+    # ran several.
+    several = isinstance(p, MultiAttackParams)
     for attack in result.attacks:
         title = ATTACK_TITLES[attack]
         for name, trials in result.by_attack[attack].items():
             out += score_rows(
-                f"{info.name}/{model}/bs1/{name}/{attack}",
+                f"{info.name}/{model}/bs1/{name}" + (f"/{attack}" if several else ""),
                 trials,
                 f"{title} against the private image, mean over {len(trials)} "
                 f"images; attacked: {checkpoint_text(result, name)}",
@@ -675,7 +714,23 @@ def summary_text(result: DefensePageRun) -> str:
             f"{possessive(ATTACK_TITLES[attack])} mean PSNR against the private "
             f"image (each image's in brackets): {psnr}. "
         )
+    if result.unrelated:
+        parts.append(unrelated_text(result))
     return "".join(parts).rstrip()
+
+
+def unrelated_text(result: DefensePageRun) -> str:
+    """The PSNR that recovering nothing scores, for the page's prose (empty
+    where the run did not record it)."""
+    levels = result.unrelated
+    if not levels:
+        return ""
+    each = ", ".join(f"{v:.1f}" for v in levels)
+    return (
+        f"An unrelated image of the data set scores {sum(levels) / len(levels):.1f} "
+        f"dB against the private image ({each}): an attack at that level has "
+        "recovered nothing."
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -698,8 +753,15 @@ def lowers_psnr(
     baseline: str = "none",
 ) -> Claim:
     """ "``setting`` lowers ``attack``'s PSNR below ``baseline``'s", judged on
-    the paired trials (same images and attack seeds) of the two settings."""
-    return paired_claim(
+    the paired trials (same images and attack seeds) of the two settings.
+
+    A defense can only lower an attack that recovers something: where the run
+    records the level of an unrelated image (``result.unrelated``), the
+    baseline must beat it on the paired trials. If the baseline is clearly no
+    better, the claim is **not tested**; if that is undecided, a claim that
+    would hold has **not enough trials**.
+    """
+    out = paired_claim(
         claim,
         source,
         result.psnr(attack, baseline),
@@ -708,6 +770,35 @@ def lowers_psnr(
         unit="dB",
         min_trials=MIN_TRIALS,
     )
+    if not result.unrelated or out.verdict == NOT_TESTED:
+        return out
+    recovers = paired_claim(
+        "recovers something",
+        source,
+        result.psnr(attack, baseline),
+        result.unrelated,
+        names=(baseline, "an unrelated image"),
+        unit="dB",
+        min_trials=MIN_TRIALS,
+    )
+    if recovers.verdict == HOLDS:
+        return out
+    title = ATTACK_TITLES[attack]
+    if recovers.verdict == DOES_NOT_HOLD:
+        return Claim(
+            claim,
+            source,
+            NOT_TESTED,
+            f"under {baseline}, {title} is no closer to the private image than an "
+            f"unrelated image of the data set ({recovers.evidence}), so there is "
+            f"nothing for a defense to lower; {setting} vs {baseline}: "
+            f"{out.evidence}",
+        )
+    why = (
+        f"{out.evidence}; but under {baseline}, {title} is not shown to beat an "
+        f"unrelated image of the data set ({recovers.evidence})"
+    )
+    return Claim(claim, source, NOT_ENOUGH_TRIALS, why)
 
 
 def classify_test_images(

@@ -86,7 +86,13 @@ def run(
     by_attack = defense_page.attack_through_defenses(
         params, settings, model=params.model, device=device, progress=progress
     )
-    return defense_page.DefensePageRun(params, device, {}, by_attack)
+    return defense_page.DefensePageRun(
+        params,
+        device,
+        {},
+        by_attack,
+        unrelated=defense_page.unrelated_levels(params),
+    )
 
 
 def psnr_figure(result: defense_page.DefensePageRun[PruningParams]) -> Figure:
@@ -222,5 +228,8 @@ def summary_text(result: defense_page.DefensePageRun[PruningParams]) -> str:
         parts.append(f"{defense_page.ATTACK_TITLES[attack]}: {values}")
     return (
         f"In this run ({p.profile} profile, {p.num_trials} images), the mean PSNR "
-        "by pruning ratio (each image's in brackets). " + ". ".join(parts) + "."
+        "by pruning ratio (each image's in brackets). "
+        + ". ".join(parts)
+        + ". "
+        + defense_page.unrelated_text(result)
     )

@@ -36,15 +36,18 @@
 # inside-dataset InstaHide (k=4) and, when `public_images` > 0, with
 # cross-dataset InstaHide, tested on clean images; the paper trains ResNet-18
 # on all of CIFAR-10 for 200 epochs. Attack: DLG and Inverting Gradients
-# (built by name through the attack registry; Huang et al. 2021 test
-# InstaHide with the latter's family), one image per update, against no
-# defense, MixUp of the same k images, and both InstaHide variants. As
-# GradAttack (Huang et al.'s code) does, each setting is attacked on a model
-# **trained with that setting's defense**: DLG's LeNet (`attack_model`)
-# trained `attack_epochs` epochs without a defense for the undefended client,
-# with MixUp k=4, with InstaHide and with cross-dataset InstaHide, on the
-# utility runs' images; the ConvNet itself, once trained, is beyond what
-# either attack recovers at a cpu budget. PSNR against the private image.
+# (built by name through the attack registry; Huang et al. 2021 test InstaHide
+# with the latter's family), one image per update, against no defense, MixUp
+# of the same k images, and both InstaHide variants. As GradAttack (Huang et
+# al.'s code) does, each setting is attacked on a model **trained with that
+# setting's defense**: DLG's LeNet (`attack_model`) trained `attack_epochs`
+# epochs without a defense for the undefended client, with MixUp k=4, with
+# InstaHide and with cross-dataset InstaHide, on the utility runs' images. The
+# LeNet, not the ConvNet, is attacked because neither attack recovered
+# anything from the trained ConvNet at a cpu budget when this page was built
+# (`attack_model` may name the utility model; with `attack_epochs` equal to
+# `train_epochs` the attacked checkpoint is then the utility run itself). PSNR
+# against the private image.
 #
 # **Threat model.** The attacker sees the model and the gradient of the
 # encrypted batch; the partners, coefficients and mask are the client's key.

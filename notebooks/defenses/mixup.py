@@ -29,14 +29,17 @@
 # the paper profile's job; the cpu profile trains a small ConvNet for a few
 # epochs on a few thousand images and says so in the table. Attack: DLG and
 # Inverting Gradients (built by name through the attack registry, as Huang et
-# al. attack defenses with the latter's family), one image per update, with
-# no defense and through Huang et al.'s MixUp of four images. As GradAttack
+# al. attack defenses with the latter's family), one image per update, with no
+# defense and through Huang et al.'s MixUp of four images. As GradAttack
 # (Huang et al.'s code) does, each setting is attacked on a model **trained
 # with that setting's defense**: DLG's LeNet (`attack_model`) trained
-# `attack_epochs` epochs with ERM for the undefended client and with MixUp
-# k=4 for the defended one, on the utility runs' images; the ConvNet itself,
-# once trained, is beyond what either attack recovers at a cpu budget. PSNR
-# is measured against the private image.
+# `attack_epochs` epochs with ERM for the undefended client and with MixUp k=4
+# for the defended one, on the utility runs' images. The LeNet, not the
+# ConvNet, is attacked because neither attack recovered anything from the
+# trained ConvNet at a cpu budget when this page was built (`attack_model` may
+# name the utility model; with `attack_epochs` equal to `train_epochs` the
+# attacked checkpoint is then the utility run itself). PSNR is measured
+# against the private image.
 #
 # **Threat model.** The attacker sees the model and the gradient of the mixed
 # batch; it does not know the partners or the coefficients.
