@@ -525,6 +525,8 @@ def claims_text(result: RGAPRun) -> str:
             part = (
                 f"on the rank-deficient {name}, R-GAP's highest was {max(rgaps):.1f} dB"
             )
+            if dlgs:
+                part += f" and DLG's {max(dlgs):.1f} dB"
             judged.append(
                 f"the loss of exactness on {name} "
                 f"{verdict_phrase(next(verdicts).verdict)}"
