@@ -120,7 +120,7 @@ def _dlg_run(trials: dict[str, list[AttackedSample]]) -> dlg.DLGRun:
 def test_dlg_claims_per_data_set():
     run = _dlg_run(
         {
-            # All recovered; exact images count as 40 dB, so the spread is 0.
+            # All recovered, every label right.
             "mnist": [_sample(60.0 + i, index=i) for i in range(6)],
             # All failed, every label wrong.
             "cifar10": [
@@ -135,15 +135,15 @@ def test_dlg_claims_per_data_set():
     }
     assert [c.verdict for c in by_data["mnist"]] == [HOLDS, HOLDS]
     assert [c.verdict for c in by_data["cifar10"]] == [DOES_NOT_HOLD, DOES_NOT_HOLD]
-    assert "capped at 40 dB" in by_data["mnist"][0].evidence
+    assert "image recovered (1 or 0): 1" in by_data["mnist"][0].evidence
     untested = [c for c in claims if c.verdict == NOT_TESTED]
     assert len(untested) == 3 and all(c.evidence for c in untested)
     assert all(c.source for c in claims)
 
 
 def test_dlg_one_failure_in_six_leaves_the_image_claim_open():
-    # Five exact images and one failure: the capped mean's interval reaches
-    # below 30 dB, so the trials cannot tell.
+    # Five of six recovered: the interval of the share recovered still
+    # reaches below one half, so the trials cannot tell.
     trials = [_sample(70.0, index=i) for i in range(5)] + [_sample(12.0, index=5)]
     claims = dlg.claims(_dlg_run({"mnist": trials}))
     assert claims[0].verdict == NOT_ENOUGH_TRIALS
@@ -364,6 +364,7 @@ def test_rgap_claims_text_names_each_network_and_verdict():
     )
     text = rgap.claims_text(run)
     assert "R-GAP's lowest PSNR over 3 images was 47.2 dB" in text
-    assert "DLG's highest 12.5 dB" in text and "highest was 9.3 dB" in text
+    assert "DLG's highest 12.5 dB" in text
+    assert "highest was 9.3 dB and DLG's 11.0 dB" in text
     assert "exact recovery on cnn6 holds" in text
     assert text.endswith("and the time claim holds.")

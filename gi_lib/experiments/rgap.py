@@ -501,6 +501,8 @@ def claims(result: RGAPRun) -> list[Claim]:
 def claims_text(result: RGAPRun) -> str:
     """What the claims' verdicts rest on, network by network, for the prose."""
     verdicts = iter(claims(result))
+    count = result.params.dlg_iterations
+    steps = f"{count} L-BFGS step{'s' if count != 1 else ''}"
     parts, judged = [], []
     for name, counts in result.counts.items():
         attacks = result.of(name)
@@ -525,6 +527,8 @@ def claims_text(result: RGAPRun) -> str:
             part = (
                 f"on the rank-deficient {name}, R-GAP's highest was {max(rgaps):.1f} dB"
             )
+            if dlgs:
+                part += f" and DLG's {max(dlgs):.1f} dB"
             judged.append(
                 f"the loss of exactness on {name} "
                 f"{verdict_phrase(next(verdicts).verdict)}"
@@ -532,8 +536,7 @@ def claims_text(result: RGAPRun) -> str:
         parts.append(part)
     judged.append(f"the time claim {verdict_phrase(next(verdicts).verdict)}")
     return (
-        f"In this run, {'; '.join(parts)} (DLG ran "
-        f"{result.params.dlg_iterations} L-BFGS steps). So "
+        f"In this run, {'; '.join(parts)} (DLG ran {steps}). So "
         + ", ".join(judged[:-1])
         + f", and {judged[-1]}."
     )

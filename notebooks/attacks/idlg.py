@@ -135,7 +135,7 @@ glue("idlg_comparison", experiment.comparison_figure(result), display=False)
 # ```
 
 # %%
-pd.DataFrame(experiment.label_table(result)).round(3).fillna("—")
+pd.DataFrame(experiment.label_table(result)).round(3).astype(object).fillna("—")
 
 # %% [markdown]
 # {glue:md}`idlg_summary`
