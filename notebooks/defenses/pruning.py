@@ -179,8 +179,10 @@ claims_table(claims)
 # so the threshold can place the collapse at a lower ratio than the eye
 # does. Inverting Gradients, built for ReLU networks, may recover nothing
 # from DLG's sigmoid LeNet at a small budget even without a defense; where
-# its undefended PSNR sits at the unrelated-image level, "pruning stops it"
-# says nothing about pruning, and the claims table says so. The claim that
+# its undefended PSNR sits at the unrelated-image level (the summary gives
+# that level), "pruning stops it" says nothing about pruning; the table then
+# shows the sign, as its claim that it recovers the image below 20% fails
+# too. The claim that
 # pruning is the most effective of DLG's defenses is not tested here, as the
 # other defenses are not run.
 
