@@ -274,12 +274,15 @@ def test_notebook_parameters_are_checked():
         "max_iterations": 1,
         "lr": 0.1,
         "tv_weight": 1e-4,
+        "trained_tv_weight": 1e-2,
         "restarts": 1,
         "compile_step": False,
         "lbfgs_iterations": 1,
         "train_epochs": 1,
         "train_images": 0,
         "train_lr": 0.1,
+        "train_batch_size": 32,
+        "widths": "16,32",
         "fedavg_epochs": "1,2",
         "fedavg_images": "1",
         "fedavg_lrs": "0.1",
@@ -297,3 +300,218 @@ def test_notebook_parameters_are_checked():
         experiment.check({**good, "batch_sizes": "1,12"})
     with pytest.raises(ParameterError, match="fedavg_lrs"):
         experiment.check({**good, "fedavg_lrs": "fast"})
+    assert params.widths == (16, 32)
+    with pytest.raises(ParameterError, match="width 12"):
+        experiment.check({**good, "widths": "12"})
+
+
+# ---------------------------------------------------------------------------
+# The claims: synthetic PSNRs -> verdicts
+# ---------------------------------------------------------------------------
+
+
+def _trials(n: int = 4, **changes) -> experiment.ClaimTrials:
+    """PSNRs of ``n`` paired trials in which every effect of the paper shows."""
+    step = [0.3 * i for i in range(n)]  # image-to-image spread, shared by pairs
+    values = {
+        "table": {
+            "untrained/cosine": [20 + s for s in step],
+            "untrained/l2": [15 + s + 0.2 * (i % 2) for i, s in enumerate(step)],
+            "trained/cosine": [17 + s for s in step],
+            "trained/l2": [11 + s + 0.2 * (i % 2) for i, s in enumerate(step)],
+        },
+        "mean_colour": [12 + s for s in step],
+        "widths": {16: [16 + s for s in step], 32: [20 + s for s in step]},
+        "fedavg": [18 + s for s in step],
+        "fedavg_mean_colour": [12 + s for s in step],
+        "fedavg_steps": 3,
+        "batch": (4, 14.0, 12.0),
+    }
+    return experiment.ClaimTrials(**{**values, **changes})
+
+
+def _verdicts(claims) -> list[str]:
+    return [c.verdict for c in claims]
+
+
+def test_claims_hold_where_every_paired_difference_is_clearly_positive():
+    claims = experiment.judge(_trials())
+    # table (4 claims), one width pair, FedAvg, and the batch (one trial)
+    assert _verdicts(claims) == ["holds"] * 6 + ["not enough trials"]
+    assert all(c.source.startswith("Geiping et al.") for c in claims)
+    assert "16" in claims[4].claim and "32" in claims[4].claim
+    assert "3 local steps" in claims[5].claim
+    assert "paired difference" in claims[0].evidence
+
+
+def test_claims_fail_when_the_baseline_wins_on_every_image():
+    t = _trials()
+    swapped = {
+        **t.table,
+        "trained/cosine": t.table["trained/l2"],
+        "trained/l2": t.table["trained/cosine"],
+    }
+    widths = {16: t.widths[32], 32: t.widths[16]}
+    claims = experiment.judge(_trials(table=swapped, widths=widths))
+    assert claims[0].verdict == "does not hold"  # L2 beats cosine, trained
+    assert claims[4].verdict == "does not hold"  # the narrow net leaks more
+
+
+def test_claims_with_fewer_than_three_trials_have_no_verdict():
+    claims = experiment.judge(_trials(n=2))
+    assert set(_verdicts(claims)) == {"not enough trials"}
+    assert all("3 trials are needed" in c.evidence for c in claims)
+
+
+def test_claims_a_run_cannot_test_say_why():
+    claims = experiment.judge(
+        _trials(widths={32: [20.0] * 4}, fedavg_steps=1, batch=None)
+    )
+    untested = [c for c in claims if c.verdict == "not tested"]
+    assert len(untested) == 3
+    assert "one width" in untested[0].evidence
+    assert "more than one local step" in untested[1].evidence
+    assert "no batch" in untested[2].evidence
+
+
+def test_mean_colour_is_the_flat_guess():
+    info = data.dataset_info("cifar10")
+    flat = torch.tensor(info.mean).view(1, 3, 1, 1).expand(2, 3, 32, 32).clone()
+    flat[1] += 0.1  # off by 0.1 everywhere: MSE 0.01, 20 dB
+    psnr = inverting_experiments.mean_colour_psnr(flat, info)
+    assert psnr[1] == pytest.approx(20.0, abs=1e-3)
+    assert psnr[0] > 60
+
+
+def test_convnet_names_and_widths():
+    assert inverting_experiments.convnet_width("convnet") == 64
+    assert inverting_experiments.convnet_width("convnet16") == 16
+    assert inverting_experiments.convnet_width("resnet18") is None
+    assert inverting_experiments.convnet_name(32) == "convnet32"
+    with pytest.raises(ParameterError):
+        inverting_experiments.convnet_name(12)
+
+
+def test_fedavg_trials_use_the_setting_with_the_most_local_steps():
+    settings = [
+        {"epochs": 1, "images": 4, "lr": 0.1},
+        {"epochs": 3, "images": 1, "lr": 0.1},
+        {"epochs": 1, "images": 8, "lr": 0.1},
+    ]
+    # whole-batch steps: 1, 3, 1; mini-batches of 2: 2, 3, 4
+    assert inverting_experiments.most_steps(settings, 0) == 1
+    assert inverting_experiments.most_steps(settings, 2) == 2
+
+
+def _record(truth: torch.Tensor, noise: float, index: int = 0):
+    """A scored record whose reconstruction is the truth plus flat noise."""
+    from gi_lib.attacks.base import Reconstruction
+    from gi_lib.experiments.common import AttackedSample
+
+    generator = torch.Generator().manual_seed(index)
+    images = (truth + noise * torch.randn(truth.shape, generator=generator)).clamp(0, 1)
+    reconstruction = Reconstruction(
+        images=images, labels=torch.zeros(len(truth), dtype=torch.long), loss=0.0
+    )
+    return AttackedSample.scored(reconstruction, truth, seconds=0.0, index=index)
+
+
+def _synthetic_run(cifar10, noise: dict[str, float], n: int = 3):
+    """An IGRun built from noisy copies of real images (no attack runs)."""
+    params = experiment.check(
+        {
+            "profile": "cpu",
+            "dataset": "cifar10",
+            "model": "convnet32",
+            "num_trials": n,
+            "seed": 0,
+            "device": "cpu",
+            "num_threads": 1,
+            "max_iterations": 10,
+            "lr": 0.1,
+            "tv_weight": 1e-4,
+            "trained_tv_weight": 1e-2,
+            "restarts": 1,
+            "compile_step": False,
+            "lbfgs_iterations": 1,
+            "train_epochs": 1,
+            "train_images": 100,
+            "train_lr": 0.005,
+            "train_batch_size": 32,
+            "widths": "16,32",
+            "fedavg_epochs": "1,2",
+            "fedavg_images": "1",
+            "fedavg_lrs": "0.01",
+            "fedavg_batch_size": 0,
+            "fedavg_iterations": 1,
+            "batch_sizes": "1,2",
+            "batch_iterations": 1,
+            "num_shown": 2,
+        }
+    )
+    images, _ = _victim(cifar10, n)
+    one = [images[i : i + 1] for i in range(n)]
+
+    def trials(key: str) -> list:
+        return [_record(t, noise[key], i) for i, t in enumerate(one)]
+
+    table = {k: trials(k) for k in experiment.TABLE_LABELS}
+    settings = [
+        ({"epochs": 1, "images": 1, "lr": 0.01, "steps": 1}, trials("fedavg")[0]),
+        ({"epochs": 2, "images": 1, "lr": 0.01, "steps": 2}, trials("fedavg")[0]),
+    ]
+    fedavg = inverting_experiments.FedAvgRun(
+        settings=settings,
+        ignoring_steps=trials("fedavg")[0],
+        trials=trials("fedavg"),
+        trial_setting=settings[1][0],
+    )
+    trained = training.TrainedModel(
+        model=_net(),
+        path=None,
+        epochs=1,
+        test_accuracy=0.3,
+        train_seconds=0.0,
+        cached=True,
+    )
+    return inverting_experiments.IGRun(
+        params=params,
+        device=torch.device("cpu"),
+        trained=trained,
+        table=table,
+        widths={16: trials("width16"), 32: table["untrained/cosine"]},
+        fedavg=fedavg,
+        batches={1: trials("fedavg")[0], 2: _record(images[:2], 0.3)},
+        batch_label_accuracy={1: 1.0, 2: 1.0},
+        imagenet_note="no ImageNet",
+        imagenet=None,
+        seconds={},
+    )
+
+
+def test_a_synthetic_run_gives_rows_claims_and_prose(cifar10):
+    # Less noise is a better reconstruction: every effect of the paper shows.
+    noise = {
+        "untrained/cosine": 0.02,
+        "untrained/l2": 0.1,
+        "trained/cosine": 0.05,
+        "trained/l2": 0.3,
+        "width16": 0.1,
+        "fedavg": 0.05,
+    }
+    result = _synthetic_run(cifar10, noise)
+    rows = experiment.rows(result)
+    # No row quotes a paper number: Table 1's cells are not available (NF).
+    assert all(r.paper is None and r.paper_source is None for r in rows)
+    names = {r.experiment for r in rows}
+    assert "cifar10/mean-colour/bs1" in names
+    assert "cifar10/convnet16/untrained/cosine/bs1" in names
+    assert "cifar10/convnet32/fedavg/ep2-n1-lr0.01/trials" in names
+    claims = experiment.claims(result)
+    assert [c.verdict for c in claims][:6] == ["holds"] * 6
+    assert claims[-1].verdict == "not enough trials"  # one batch
+    text = experiment.verdicts_text(result, claims)
+    assert text.startswith("Of the 7 claims checked in this run, 6 hold")
+    assert "test accuracy 0.30" in text
+    assert "width 16" not in experiment.summary_text(result)  # widths as "16: .."
+    assert "16: " in experiment.summary_text(result)
