@@ -274,6 +274,7 @@ def test_notebook_parameters_are_checked():
         "max_iterations": 1,
         "lr": 0.1,
         "tv_weight": 1e-4,
+        "trained_tv_weight": 1e-2,
         "restarts": 1,
         "compile_step": False,
         "lbfgs_iterations": 1,
@@ -400,3 +401,117 @@ def test_fedavg_trials_use_the_setting_with_the_most_local_steps():
     # whole-batch steps: 1, 3, 1; mini-batches of 2: 2, 3, 4
     assert inverting_experiments.most_steps(settings, 0) == 1
     assert inverting_experiments.most_steps(settings, 2) == 2
+
+
+def _record(truth: torch.Tensor, noise: float, index: int = 0):
+    """A scored record whose reconstruction is the truth plus flat noise."""
+    from gi_lib.attacks.base import Reconstruction
+    from gi_lib.experiments.common import AttackedSample
+
+    generator = torch.Generator().manual_seed(index)
+    images = (truth + noise * torch.randn(truth.shape, generator=generator)).clamp(0, 1)
+    reconstruction = Reconstruction(
+        images=images, labels=torch.zeros(len(truth), dtype=torch.long), loss=0.0
+    )
+    return AttackedSample.scored(reconstruction, truth, seconds=0.0, index=index)
+
+
+def _synthetic_run(cifar10, noise: dict[str, float], n: int = 3):
+    """An IGRun built from noisy copies of real images (no attack runs)."""
+    params = experiment.check(
+        {
+            "profile": "cpu",
+            "dataset": "cifar10",
+            "model": "convnet32",
+            "num_trials": n,
+            "seed": 0,
+            "device": "cpu",
+            "num_threads": 1,
+            "max_iterations": 10,
+            "lr": 0.1,
+            "tv_weight": 1e-4,
+            "trained_tv_weight": 1e-2,
+            "restarts": 1,
+            "compile_step": False,
+            "lbfgs_iterations": 1,
+            "train_epochs": 1,
+            "train_images": 100,
+            "train_lr": 0.005,
+            "train_batch_size": 32,
+            "widths": "16,32",
+            "fedavg_epochs": "1,2",
+            "fedavg_images": "1",
+            "fedavg_lrs": "0.01",
+            "fedavg_batch_size": 0,
+            "fedavg_iterations": 1,
+            "batch_sizes": "1,2",
+            "batch_iterations": 1,
+            "num_shown": 2,
+        }
+    )
+    images, _ = _victim(cifar10, n)
+    one = [images[i : i + 1] for i in range(n)]
+
+    def trials(key: str) -> list:
+        return [_record(t, noise[key], i) for i, t in enumerate(one)]
+
+    table = {k: trials(k) for k in experiment.TABLE_LABELS}
+    settings = [
+        ({"epochs": 1, "images": 1, "lr": 0.01, "steps": 1}, trials("fedavg")[0]),
+        ({"epochs": 2, "images": 1, "lr": 0.01, "steps": 2}, trials("fedavg")[0]),
+    ]
+    fedavg = inverting_experiments.FedAvgRun(
+        settings=settings,
+        ignoring_steps=trials("fedavg")[0],
+        trials=trials("fedavg"),
+        trial_setting=settings[1][0],
+    )
+    trained = training.TrainedModel(
+        model=_net(),
+        path=None,
+        epochs=1,
+        test_accuracy=0.3,
+        train_seconds=0.0,
+        cached=True,
+    )
+    return inverting_experiments.IGRun(
+        params=params,
+        device=torch.device("cpu"),
+        trained=trained,
+        table=table,
+        widths={16: trials("width16"), 32: table["untrained/cosine"]},
+        fedavg=fedavg,
+        batches={1: trials("fedavg")[0], 2: _record(images[:2], 0.3)},
+        batch_label_accuracy={1: 1.0, 2: 1.0},
+        imagenet_note="no ImageNet",
+        imagenet=None,
+        seconds={},
+    )
+
+
+def test_a_synthetic_run_gives_rows_claims_and_prose(cifar10):
+    # Less noise is a better reconstruction: every effect of the paper shows.
+    noise = {
+        "untrained/cosine": 0.02,
+        "untrained/l2": 0.1,
+        "trained/cosine": 0.05,
+        "trained/l2": 0.3,
+        "width16": 0.1,
+        "fedavg": 0.05,
+    }
+    result = _synthetic_run(cifar10, noise)
+    rows = experiment.rows(result)
+    # No row quotes a paper number: Table 1's cells are not available (NF).
+    assert all(r.paper is None and r.paper_source is None for r in rows)
+    names = {r.experiment for r in rows}
+    assert "cifar10/mean-colour/bs1" in names
+    assert "cifar10/convnet16/untrained/cosine/bs1" in names
+    assert "cifar10/convnet32/fedavg/ep2-n1-lr0.01/trials" in names
+    claims = experiment.claims(result)
+    assert [c.verdict for c in claims][:6] == ["holds"] * 6
+    assert claims[-1].verdict == "not enough trials"  # one batch
+    text = experiment.verdicts_text(result, claims)
+    assert text.startswith("Of the 7 claims checked in this run, 6 hold")
+    assert "test accuracy 0.30" in text
+    assert "width 16" not in experiment.summary_text(result)  # widths as "16: .."
+    assert "16: " in experiment.summary_text(result)

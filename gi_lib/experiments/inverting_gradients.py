@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from gi_lib import data, plots
+from gi_lib.attacks.base import OptimConfig
 from gi_lib.experiments.common import (
     AttackedSample,
     mean_of,
@@ -32,7 +33,17 @@ from gi_lib.experiments.inverting_experiments import (
     run_all,
 )
 from gi_lib.params import ParameterError, check_parameters, resolve_device
-from gi_lib.results import Claim, ResultRow, paired_claim, untested_claim
+from gi_lib.results import (
+    DOES_NOT_HOLD,
+    HOLDS,
+    NOT_ENOUGH_TRIALS,
+    NOT_TESTED,
+    VERDICTS,
+    Claim,
+    ResultRow,
+    paired_claim,
+    untested_claim,
+)
 
 NOTEBOOK = "inverting_gradients"
 
@@ -128,6 +139,7 @@ def network_text(result: IGRun) -> str:
     """What the trained network is, for the page's prose."""
     p = result.params
     trained = result.trained
+    lbfgs_inner = OptimConfig().lbfgs_inner_steps  # evaluations per L-BFGS step
     images = f"{p.train_images:,}" if p.train_images else "all"
     passes = "one pass" if trained.epochs == 1 else f"{trained.epochs} passes"
     return (
@@ -136,7 +148,11 @@ def network_text(result: IGRun) -> str:
         f"learning rate {p.train_lr:g}): its test accuracy is "
         f"{trained.test_accuracy:.2f}, against 0.10 for the untrained one "
         "(chance); the paper's networks are trained for 120 epochs on all of "
-        "the training images."
+        "the training images. The cosine attack's TV weight is "
+        f"{p.tv_weight:g} on the untrained network and {p.trained_tv_weight:g} "
+        "on the trained one (the official notebooks use 1e-2 to 1e-1 on "
+        f"trained networks). It takes {p.max_iterations} steps; L2 + L-BFGS may "
+        f"spend up to {lbfgs_inner * p.lbfgs_iterations} loss evaluations."
     )
 
 
@@ -530,6 +546,27 @@ def judge(trials: ClaimTrials) -> list[Claim]:
             )
         )
     return out
+
+
+def verdicts_text(result: IGRun, checked: Sequence[Claim]) -> str:
+    """How many of the claims hold in this run, for the page's prose."""
+    p = result.params
+    counts = {v: sum(c.verdict == v for c in checked) for v in VERDICTS}
+    parts = [f"{counts[HOLDS]} hold", f"{counts[DOES_NOT_HOLD]} do not hold"]
+    parts.append(f"{counts[NOT_ENOUGH_TRIALS]} have no verdict")
+    if counts[NOT_TESTED]:
+        parts.append(f"{counts[NOT_TESTED]} are not tested")
+    text = f"Of the {len(checked)} claims checked in this run, " + ", ".join(parts)
+    text += "."
+    if counts[HOLDS] < len(checked):
+        text += (
+            f" This run attacks {p.num_trials} images with {p.max_iterations} "
+            f"steps on a network at test accuracy {result.trained.test_accuracy:.2f}; "
+            "the paper attacks 100 images with 4,800 steps or more on networks "
+            "trained to convergence, so a claim without a verdict here is "
+            "untested at the paper's scale, not refuted."
+        )
+    return text
 
 
 def claims(result: IGRun) -> list[Claim]:
