@@ -261,6 +261,16 @@ class DPSGDRun:
     trials: dict[str, list[AttackedSample]]
     test_count: int
 
+    @property
+    def attacks(self) -> tuple[str, ...]:
+        """The page's one attack, by registry name (as a defense page's run)."""
+        return (self.params.attack,)
+
+    @property
+    def by_attack(self) -> dict[str, dict[str, list[AttackedSample]]]:
+        """Attack name -> setting label -> trials (as a defense page's run)."""
+        return {self.params.attack: self.trials}
+
 
 def settings(
     params: DPSGDParams, noise: float | None, pca_noise: float
@@ -344,7 +354,7 @@ def run(params: DPSGDParams, *, progress: bool = True) -> DPSGDRun:
     }
     trials = defense_page.attack_through_defenses(
         params, attacked, model=params.attack_model, device=device, progress=progress
-    )
+    )[params.attack]
     accountant = [accountant_check(epochs) for epochs in PAPER_MOMENTS]
     return DPSGDRun(
         params,
