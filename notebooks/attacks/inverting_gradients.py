@@ -273,5 +273,5 @@ glue("ig_verdicts", Markdown(experiment.verdicts_text(result, claims)), display=
 #
 # {glue:md}`ig_summary`
 
-# %% tags=["remove-cell"]
+# %% tags=["remove-input"]
 page.finish(result, rows, claims)
