@@ -385,7 +385,8 @@ def seed_table_markdown(
             held[found.key] = f"{t.held} of {t.claims} ({record.get('profile', '?')})"
     by_category: dict[str, list[Paper]] = {}
     for entry in papers:
-        by_category.setdefault(entry.category, []).append(entry)
+        if entry.seed:  # the book's own pages are not papers of the seed list
+            by_category.setdefault(entry.category, []).append(entry)
     categories = [c for c in CATEGORY_TITLES if c in by_category]
     categories += sorted(c for c in by_category if c not in CATEGORY_TITLES)
     hashes = "#" * heading_level

@@ -23,6 +23,7 @@ class Paper:
     )
     side_information: str
     notebook: str | None = None  # path under notebooks/, without ".py"
+    seed: bool = True  # on the seed list; False: a page of the book's own, not a paper
 
     @property
     def status(self) -> str:

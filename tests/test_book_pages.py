@@ -217,7 +217,25 @@ def test_seed_table_lists_every_paper_by_category() -> None:
         "### Evaluation",
     ]
     names = [row[0] for row in _table_rows(text) if row[0] != "paper"]
-    assert names == [paper.name for paper in PAPERS]
+    assert names == [paper.name for paper in PAPERS if paper.seed]
+
+
+def test_a_page_of_the_books_own_is_in_the_contents_but_not_the_seed_table() -> None:
+    own = Paper(
+        "leakage",
+        "What aggregation leaks",
+        "An evaluation of this book's own",
+        "this book",
+        "evaluation",
+        "",
+        "evaluation/leakage",
+        seed=False,
+    )
+    pages = ["notebooks/evaluation/leakage"]
+    text = book.seed_table_markdown((*PAPERS, own), pages=pages)
+    assert "What aggregation leaks" not in text
+    toc = book.table_of_contents((*PAPERS, own), pages=pages)
+    assert "notebooks/evaluation/leakage" in book.toc_files(toc)
 
 
 def test_seed_table_links_notebooks_present_and_shows_status() -> None:
