@@ -263,6 +263,38 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return float(np.polyfit(lx, ly, 1)[0])
 
 
+def cost_frame(records: Sequence[CostRecord], *, by_phase: bool = False) -> Any:
+    """The cost runs as a table (pandas), one row per run.
+
+    With ``by_phase`` (runs at several dropout rates) a row gives the rate and
+    the modelled seconds of each phase and their total before the CPU seconds
+    and bytes; without, the modelled total follows them.
+    """
+    import pandas as pd
+
+    def row(r: CostRecord) -> dict[str, Any]:
+        out: dict[str, Any] = {"protocol": r.protocol, "N": r.num_clients}
+        if by_phase:
+            out["dropout"] = f"{100 * r.dropout:.0f}%"
+        out.update({"dropped": r.dropped, "parameters": r.settings})
+        if by_phase:
+            out.update({f"{p} (s)": round(s, 3) for p, s in r.phases.items()})
+            out["total (s)"] = round(r.total, 3)
+        out.update(
+            {
+                "client CPU (s)": round(r.client_seconds, 4),
+                "server CPU (s)": round(r.server_seconds, 4),
+                "MB per client": round(r.client_bytes / 1e6, 3),
+            }
+        )
+        if not by_phase:
+            out["modelled total (s)"] = round(r.total, 3)
+        out.update({"exact": r.exact, "stopped": r.failed or ""})
+        return out
+
+    return pd.DataFrame([row(r) for r in records])
+
+
 def records_of(
     records: Sequence[CostRecord], protocol: str, dropout: float | None = None
 ) -> list[CostRecord]:
@@ -449,21 +481,50 @@ def inversion_summary(demo: InversionDemo) -> str:
     )
 
 
+def page_inversion_demo(
+    label: str,
+    protocol: AggregationProtocol,
+    params: CodedAggregationParams,
+    *,
+    upload_kind: str,
+    device: torch.device,
+) -> InversionDemo:
+    """:func:`inversion_demo` with a page's parameters: a round of
+    ``attack_clients`` clients, ``num_trials`` of them attacked."""
+    return inversion_demo(
+        label,
+        protocol,
+        upload_kind=upload_kind,
+        dataset=params.dataset,
+        model=params.model,
+        num_clients=params.attack_clients,
+        num_attacked=params.num_trials,
+        max_iterations=params.max_iterations,
+        seed=params.seed,
+        device=device,
+    )
+
+
 def inversion_rows(
     demo: InversionDemo,
     params: CodedAggregationParams,
     *,
     upload: str,
-    upload_note: str,
+    seen: str,
+    with_steps: bool = False,
 ) -> list[ResultRow]:
     """The inversion check as result rows (no paper values): PSNR on the
-    upload (named ``upload``, described by ``upload_note``), on the
-    plaintext update, of an unrelated image, and whether the sum was exact."""
+    upload (named ``upload``; ``seen`` says what the server received), on
+    the plaintext update, of an unrelated image, and whether the sum was
+    exact. ``with_steps`` adds the attack's budget to the upload's note."""
     info = data.dataset_info(params.dataset)
     base = f"{info.name}/{params.model}/N{demo.num_clients}"
+    note = f"Inverting Gradients on {seen}, mean over {len(demo.masked)} clients"
+    if with_steps:
+        note += f", {params.max_iterations} steps"
     return [
         ResultRow.against(
-            f"{base}/{upload}", "psnr", mean_of(demo.masked, "psnr"), None, upload_note
+            f"{base}/{upload}", "psnr", mean_of(demo.masked, "psnr"), None, note
         ),
         ResultRow.against(
             f"{base}/plaintext update", "psnr", mean_of(demo.plain, "psnr"), None,

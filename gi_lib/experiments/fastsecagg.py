@@ -230,17 +230,8 @@ def run(params: FastSecAggParams, *, progress: bool = True) -> FastSecAggRun:
         abort = ""
     except ProtocolAbort as stop:
         abort = str(stop)
-    demo = coded.inversion_demo(
-        "FastSecAgg",
-        protocol,
-        upload_kind="encrypted shares",
-        dataset=params.dataset,
-        model=params.model,
-        num_clients=n,
-        num_attacked=params.num_trials,
-        max_iterations=params.max_iterations,
-        seed=params.seed,
-        device=device,
+    demo = coded.page_inversion_demo(
+        "FastSecAgg", protocol, params, upload_kind="encrypted shares", device=device
     )
     return FastSecAggRun(params, device, costs, schemes, demo, abort)
 
@@ -369,25 +360,7 @@ def inversion_figure(result: FastSecAggRun) -> Figure:
 
 def cost_table(result: FastSecAggRun) -> Any:
     """The cost runs as a table (pandas)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "protocol": r.protocol,
-                "N": r.num_clients,
-                "dropped": r.dropped,
-                "parameters": r.settings,
-                "client CPU (s)": round(r.client_seconds, 4),
-                "server CPU (s)": round(r.server_seconds, 4),
-                "MB per client": round(r.client_bytes / 1e6, 3),
-                "modelled total (s)": round(r.total, 3),
-                "exact": r.exact,
-                "stopped": r.failed or "",
-            }
-            for r in result.costs
-        ]
-    )
+    return coded.cost_frame(result.costs)
 
 
 def scheme_table(result: FastSecAggRun) -> Any:
@@ -508,12 +481,9 @@ def rows(result: FastSecAggRun) -> list[ResultRow]:
                 f"the {c.scheme.z1 + 1}x{c.scheme.z2 + 1} stopping set of the grid",
             )
         )
+    seen = "the bytes the server received from the client (its encrypted shares)"
     return out + coded.inversion_rows(
-        result.demo,
-        p,
-        upload="encrypted shares",
-        upload_note="Inverting Gradients on the bytes the server received from the "
-        f"client (its encrypted shares), mean over {len(result.demo.masked)} clients",
+        result.demo, p, upload="encrypted shares", seen=seen
     )
 
 

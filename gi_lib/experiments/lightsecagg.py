@@ -187,17 +187,8 @@ def run(params: LightSecAggParams, *, progress: bool = True) -> LightSecAggRun:
         clip=params.clip,
         seed=params.seed,
     )
-    demo = coded.inversion_demo(
-        "LightSecAgg",
-        demo_protocol,
-        upload_kind="masked input",
-        dataset=params.dataset,
-        model=params.model,
-        num_clients=n,
-        num_attacked=params.num_trials,
-        max_iterations=params.max_iterations,
-        seed=params.seed,
-        device=device,
+    demo = coded.page_inversion_demo(
+        "LightSecAgg", demo_protocol, params, upload_kind="masked input", device=device
     )
     return LightSecAggRun(params, device, costs, demo, privacy_check(params))
 
@@ -270,27 +261,7 @@ def inversion_figure(result: LightSecAggRun) -> Figure:
 
 def cost_table(result: LightSecAggRun) -> Any:
     """The cost runs as a table (pandas)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "protocol": r.protocol,
-                "N": r.num_clients,
-                "dropout": f"{100 * r.dropout:.0f}%",
-                "dropped": r.dropped,
-                "parameters": r.settings,
-                **{f"{p} (s)": round(s, 3) for p, s in r.phases.items()},
-                "total (s)": round(r.total, 3),
-                "client CPU (s)": round(r.client_seconds, 4),
-                "server CPU (s)": round(r.server_seconds, 4),
-                "MB per client": round(r.client_bytes / 1e6, 3),
-                "exact": r.exact,
-                "stopped": r.failed or "",
-            }
-            for r in result.costs
-        ]
-    )
+    return coded.cost_frame(result.costs, by_phase=True)
 
 
 def summary_text(result: LightSecAggRun) -> str:
@@ -376,12 +347,9 @@ def rows(result: LightSecAggRun) -> list[ResultRow]:
                     "mean bytes sent and received per client",
                 )
             )
+    seen = "the masked upload the server received"
     return out + coded.inversion_rows(
-        result.demo,
-        p,
-        upload="masked upload",
-        upload_note="Inverting Gradients on the masked upload the server received, "
-        f"mean over {len(result.demo.masked)} clients, {p.max_iterations} steps",
+        result.demo, p, upload="masked upload", seen=seen, with_steps=True
     )
 
 
