@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import tenseal as ts
 
+from gi_lib.defenses._summands import check_sizes, summed_count
+
 # SEAL's largest total coefficient-modulus bits for 128-bit security.
 MAX_COEFF_BITS = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
 _MAGIC = b"CKK1"
@@ -121,14 +123,11 @@ class CKKSPublic:
 
     def add(self, a: CKKSCiphertext, b: CKKSCiphertext) -> CKKSCiphertext:
         """Slot-wise sum (a ValueError past ``max_summands`` or on a size mismatch)."""
-        if a.size != b.size or len(a.chunks) != len(b.chunks):
-            raise ValueError(f"cannot add ciphertexts of {a.size} and {b.size} values.")
-        count = a.count + b.count
-        if count > self.params.max_summands:
-            raise ValueError(
-                f"adding these ciphertexts gives a sum of {count} encryptions, more "
-                f"than the {self.params.max_summands} the parameters were checked for."
-            )
+        check_sizes(a, b, parts=(len(a.chunks), len(b.chunks)))
+        limit = self.params.max_summands
+        count = summed_count(
+            a, b, limit, f", more than the {limit} the parameters were checked for."
+        )
         return CKKSCiphertext(
             [x + y for x, y in zip(a.chunks, b.chunks, strict=True)], a.size, count
         )

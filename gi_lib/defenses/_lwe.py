@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gi_lib.defenses._he_random import KeyStream, derive_key, gaussian_bound
+from gi_lib.defenses._summands import summed_count
 
 LIMB_BITS = 26
 _FLOAT_EXACT = 2**53
@@ -381,12 +382,12 @@ def add(
             f"cannot add ciphertexts of {a.size} and {b.size} values "
             f"({a.c1.shape[1]} and {b.c1.shape[1]} blocks)."
         )
-    count = a.count + b.count
-    if max_summands is not None and count > max_summands:
-        raise ValueError(
-            f"adding these ciphertexts gives a sum of {count} encryptions, more than "
-            f"the {max_summands} the parameters guarantee to decrypt."
-        )
+    count = summed_count(
+        a,
+        b,
+        max_summands,
+        f", more than the {max_summands} the parameters guarantee to decrypt.",
+    )
     if count >= 2**35:
         raise ValueError("too many additions without normalisation.")
     return LWECiphertext(a.c1 + b.c1, a.c2 + b.c2, a.size, count)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import phe
 
 from gi_lib.defenses._he_random import KeyStream, derive_key
+from gi_lib.defenses._summands import check_sizes, summed_count
 
 MIN_KEY_BITS = 512
 _MAGIC = b"PAI1"
@@ -127,15 +128,15 @@ class PaillierPublic:
             ValueError: the vectors differ in size, or the sum would hold
                 more than ``max_summands`` encryptions (slots could carry).
         """
-        if a.size != b.size or len(a.values) != len(b.values):
-            raise ValueError(f"cannot add ciphertexts of {a.size} and {b.size} values.")
-        count = a.count + b.count
-        if count > self.params.max_summands:
-            raise ValueError(
-                f"adding these ciphertexts gives a sum of {count} encryptions; the "
-                f"slots have headroom for {self.params.max_summands} "
-                "(raise max_summands, which widens the slots)."
-            )
+        check_sizes(a, b, parts=(len(a.values), len(b.values)))
+        limit = self.params.max_summands
+        count = summed_count(
+            a,
+            b,
+            limit,
+            f"; the slots have headroom for {limit} (raise max_summands, which "
+            "widens the slots).",
+        )
         n2 = self.nsquare
         return PaillierCiphertext(
             [x * y % n2 for x, y in zip(a.values, b.values, strict=True)],

@@ -221,6 +221,19 @@ def cache_path(settings: TrainingSettings, num_images: int, num_test: int) -> Pa
     return cache_file(settings.key(num_images, num_test), folder="models/dp_mnist")
 
 
+def lot_schedule(count: int, lot_size: int, epochs: float) -> tuple[float, int]:
+    """Lots of expected size ``lot_size`` drawn by Poisson sampling from
+    ``count`` images for ``epochs`` epochs: the sampling rate ``L / N`` and
+    the number of steps ``round(epochs N / L)``.
+
+    Raises:
+        ValueError: the lot is larger than the training set.
+    """
+    if lot_size > count:
+        raise ValueError(f"lot_size {lot_size} exceeds the {count} training images.")
+    return lot_size / count, round(epochs * count / lot_size)
+
+
 def train(
     settings: TrainingSettings,
     images: torch.Tensor,
@@ -241,12 +254,7 @@ def train(
         progress: show a progress bar.
     """
     count = len(labels)
-    if settings.lot_size > count:
-        raise ValueError(
-            f"lot_size {settings.lot_size} exceeds the {count} training images."
-        )
-    sample_rate = settings.lot_size / count
-    steps = round(settings.epochs * count / settings.lot_size)
+    sample_rate, steps = lot_schedule(count, settings.lot_size, settings.epochs)
     generator = torch.Generator().manual_seed(settings.seed)
     pca_noise = settings.pca_noise if settings.private else 0.0
     projection = dp_pca.dp_pca_projection(

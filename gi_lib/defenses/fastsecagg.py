@@ -38,42 +38,41 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from gi_lib.defenses._crypto import (
     CHANNEL_OVERHEAD,
-    PUBLIC_KEY_BYTES,
-    Channel,
-    ChannelError,
-    KeyPair,
     KeySource,
-    agree,
     prg_field,
     session_id,
 )
 from gi_lib.defenses._fastshare import FastShare, RecoveryError
-from gi_lib.defenses._field import FIELD
+from gi_lib.defenses._field import FIELD, PrimeField
 from gi_lib.defenses._fixedpoint import FixedPoint
-from gi_lib.defenses.aggregation import (
-    SERVER,
-    AggregationProtocol,
-    Message,
-    Party,
-    ProtocolAbort,
-    ServerParty,
-    client_name,
+from gi_lib.defenses._protocol import (
+    KEY_ENTRY,  # noqa: F401  (re-exported)
+    KeyedProtocol,
+    ProtocolServer,
+    Refusal,
+    SessionKeys,
+    SharingClient,
+    Step,
+    field_bytes,
+    pack_ids,
+    unpack_ids,
 )
-from gi_lib.defenses.lightsecagg import field_bytes, pack_field, unpack_field
+from gi_lib.defenses.aggregation import (
+    Message,
+    ProtocolAbort,
+)
 
 ROUND_NAMES = ("advertise keys", "sharing", "aggregation")
-KEY_ENTRY = 4 + PUBLIC_KEY_BYTES
 
 
 @dataclass(frozen=True)
-class _Setup:
+class _Setup(SessionKeys):
     num_clients: int
     size: int
     scheme: FastShare
@@ -85,20 +84,20 @@ class _Setup:
         return -(-self.size // self.scheme.num_secrets)
 
     @property
+    def field(self) -> PrimeField:
+        return self.scheme.field
+
+    @property
+    def share_length(self) -> int:
+        """Field elements of one client's share (one per block)."""
+        return self.num_blocks
+
+    @property
     def blob_bytes(self) -> int:
         return 8 + field_bytes(self.num_blocks, self.scheme.field) + CHANNEL_OVERHEAD
 
-    def channel_key(self, own: KeyPair, peer_public: bytes, u: int, v: int) -> bytes:
-        return agree(
-            own,
-            peer_public,
-            session=self.session,
-            purpose="channel",
-            parties=(client_name(u), client_name(v)),
-        )
 
-
-class FastSecAgg(AggregationProtocol):
+class FastSecAgg(KeyedProtocol):
     """FastSecAgg on the harness (see the module docstring).
 
     Args:
@@ -159,21 +158,17 @@ class FastSecAgg(AggregationProtocol):
         self.scheme_for(num_clients)
         self.encoding.check(num_clients)
 
-    def make_parties(
-        self, inputs: Sequence[np.ndarray]
-    ) -> tuple[ServerParty, list[Party]]:
-        n, size = len(inputs), int(inputs[0].shape[0])
-        scheme = self.scheme_for(n)
-        source = KeySource(self.seed)
+    def public_setup(self, num_clients: int, size: int, source: KeySource) -> _Setup:
+        scheme = self.scheme_for(num_clients)
         session = session_id(
-            "fastsecagg", n, size, repr(scheme), self.encoding, source.derive("nonce")
+            "fastsecagg",
+            num_clients,
+            size,
+            repr(scheme),
+            self.encoding,
+            source.derive("nonce"),
         )
-        setup = _Setup(n, size, scheme, self.encoding, session)
-        clients: list[Party] = [
-            FastSecAggClient(i, x, setup, source.child("client", i))
-            for i, x in enumerate(inputs)
-        ]
-        return FastSecAggServer(setup), clients
+        return _Setup(num_clients, size, scheme, self.encoding, session)
 
     def __repr__(self) -> str:
         return (
@@ -190,7 +185,7 @@ def blocks_of(values: np.ndarray, scheme: FastShare) -> np.ndarray:
     return padded.reshape(num_blocks, scheme.num_secrets).T
 
 
-class FastSecAggClient(Party):
+class FastSecAggClient(SharingClient):
     """An honest FastSecAgg client.
 
     Attributes:
@@ -198,226 +193,94 @@ class FastSecAggClient(Party):
         refused: why it refused to send its aggregated share, or ``None``.
     """
 
-    def __init__(
-        self, index: int, update: np.ndarray, setup: _Setup, source: KeySource
-    ) -> None:
-        super().__init__(client_name(index))
-        self.index = index
-        self.__update = update
-        self._setup = setup
-        self._source = source
-        self._channel = Channel(self.name, setup.session)
-        self._held: dict[int, np.ndarray] = {}
-        self.rejected: list[str] = []
-        self.refused: str | None = None
-
-    def _advertise(self, round: int) -> list[Message]:
-        self._key = KeyPair.generate(self._source, "channel", self._setup.session)
-        return [Message(round, self.name, SERVER, "public key", self._key.public)]
+    def steps(self) -> tuple[Step, ...]:
+        return (self._advertise, self._share, self._aggregate)
 
     def _share(self, round: int) -> list[Message]:
-        lists = [m for m in self.take_inbox() if m.kind == "key list"]
-        if len(lists) != 1:
+        peers = self._peer_keys()
+        if peers is None:
             return []
-        payload = lists[0].payload
-        (count,) = struct.unpack_from("<I", payload, 0)
-        if len(payload) != 4 + count * KEY_ENTRY:
-            return self._refuse(round, "malformed key list")
         setup = self._setup
         scheme = setup.scheme
-        peers: dict[int, bytes] = {}
-        for k in range(count):
-            off = 4 + k * KEY_ENTRY
-            (v,) = struct.unpack_from("<I", payload, off)
-            if not 0 <= v < setup.num_clients or v in peers:
-                return self._refuse(round, f"key list names client {v} badly")
-            peers[v] = payload[off + 4 : off + KEY_ENTRY]
-        if len(set(peers.values())) != len(peers):
-            return self._refuse(round, "two advertised public keys are equal")
-        secrets = blocks_of(setup.encoding.encode(self.__update), scheme)
+        secrets = blocks_of(setup.encoding.encode(self._update), scheme)
         randomness = prg_field(
             self._source.derive("sharing randomness", setup.session),
             scheme.num_random * secrets.shape[1],
             scheme.field.p,
         ).reshape(scheme.num_random, -1)
         shares = scheme.share(secrets, randomness)
-        out = bytearray()
-        for v in sorted(peers):
-            if v == self.index:
-                self._held[v] = shares[v]
-                continue
-            self._channel.add_peer(
-                client_name(v), setup.channel_key(self._key, peers[v], self.index, v)
-            )
-            blob = self._channel.seal(
-                client_name(v),
-                round,
-                struct.pack("<II", self.index, v) + pack_field(shares[v], scheme.field),
-            )
-            out += struct.pack("<I", v) + blob
-        return [Message(round, self.name, SERVER, "encrypted shares", bytes(out))]
+        return self._send_rows(round, peers, shares, "encrypted shares")
 
     def _aggregate(self, round: int) -> list[Message]:
         forwarded = [m for m in self.take_inbox() if m.kind == "shares for you"]
         if len(forwarded) != 1 or not self._held:
             return []
-        setup = self._setup
-        scheme = setup.scheme
         payload = forwarded[0].payload
         try:
-            (count,) = struct.unpack_from("<I", payload, 0)
-            group = list(struct.unpack_from(f"<{count}I", payload, 4))
+            group, start = unpack_ids(payload)
         except struct.error:
-            return self._refuse(round, "malformed forwarded shares")
-        body = payload[4 + 4 * count :]
-        entry = 4 + setup.blob_bytes
-        if len(body) % entry:
-            return self._refuse(round, "malformed forwarded shares")
-        for off in range(0, len(body), entry):
-            (u,) = struct.unpack_from("<I", body, off)
-            if u in self._held:
-                self.rejected.append(f"a second share from client {u}")
-                continue
-            try:
-                plain = self._channel.open(
-                    client_name(u), 1, body[off + 4 : off + entry]
-                )
-                sender, receiver = struct.unpack_from("<II", plain, 0)
-                if (sender, receiver) != (u, self.index):
-                    raise ChannelError(f"names clients {sender} -> {receiver}")
-                self._held[u] = unpack_field(plain[8:], setup.num_blocks, scheme.field)
-            except (ChannelError, ValueError, struct.error) as error:
-                self.rejected.append(f"share from client {u}: {error}")
+            raise Refusal("malformed forwarded shares") from None
+        self._open_rows(
+            payload[start:], "share", malformed="malformed forwarded shares"
+        )
         if len(set(group)) != len(group) or len(group) < 2:
-            return self._refuse(
-                round, "the server's list of sharing clients is too short or repeats"
+            raise Refusal(
+                "the server's list of sharing clients is too short or repeats"
             )
-        missing = [u for u in group if u not in self._held]
-        if missing:
-            return self._refuse(
-                round, f"asked to add the share of client {missing[0]}, which it lacks"
-            )
-        total = scheme.field.sum(np.stack([self._held[u] for u in sorted(group)]))
-        return [
-            Message(
-                round,
-                self.name,
-                SERVER,
-                "aggregated share",
-                pack_field(total, scheme.field),
-            )
-        ]
-
-    def _refuse(self, round: int, reason: str) -> list[Message]:
-        self.refused = reason
-        return [Message(round, self.name, SERVER, "refusal", reason.encode())]
-
-    def act(self, round: int) -> list[Message]:
-        if self.refused is not None:
-            self.take_inbox()
-            return []
-        if round == 0:
-            return self._advertise(round)
-        if round == 1:
-            return self._share(round)
-        return self._aggregate(round)
+        return self._send_sum(round, group, "share", "aggregated share")
 
 
-class FastSecAggServer(ServerParty):
+class FastSecAggServer(ProtocolServer):
     """The honest-but-curious FastSecAgg server."""
 
-    def __init__(self, setup: _Setup) -> None:
-        super().__init__()
-        self._setup = setup
-        self._public: dict[int, bytes] = {}
-        self._shared: list[int] = []
-        self._sum: np.ndarray | None = None
-        self._survivors: tuple[int, ...] = ()
+    not_done = "the server has not recovered anything yet."
 
-    def _index(self, message: Message) -> int | None:
-        try:
-            index = int(message.sender.split(" ", 1)[1])
-        except (IndexError, ValueError):
-            return None
-        return index if 0 <= index < self._setup.num_clients else None
+    def __init__(self, setup: _Setup) -> None:
+        super().__init__(setup)
+        self._shared: list[int] = []
 
     def act(self, round: int) -> list[Message]:
         inbox = self.take_inbox()
         setup = self._setup
         if round == 0:
-            for m in inbox:
-                u = self._index(m)
-                if u is not None and m.kind == "public key" and m.num_bytes == 32:
-                    self._public[u] = m.payload
+            self._collect_keys(inbox)
             if len(self._public) < 2:
                 raise ProtocolAbort(
                     f"round 0 (advertise keys): {len(self._public)} clients "
                     "advertised keys; a sum needs at least 2."
                 )
-            listing = struct.pack("<I", len(self._public)) + b"".join(
-                struct.pack("<I", v) + self._public[v] for v in sorted(self._public)
-            )
-            return [
-                Message(round, SERVER, client_name(u), "key list", listing)
-                for u in sorted(self._public)
-            ]
+            return self._key_lists(round)
         if round == 1:
-            entry = 4 + setup.blob_bytes
-            forwarded: dict[int, bytearray] = {}
-            shared = []
-            for m in inbox:
-                u = self._index(m)
-                if u not in self._public or m.kind != "encrypted shares":
-                    continue
-                if m.num_bytes % entry:
-                    continue
-                shared.append(u)
-                for off in range(0, m.num_bytes, entry):
-                    (v,) = struct.unpack_from("<I", m.payload, off)
-                    forwarded.setdefault(v, bytearray()).extend(
-                        struct.pack("<I", u) + m.payload[off + 4 : off + entry]
-                    )
+            shared, forwarded = self._relay(
+                inbox, "encrypted shares", 4 + setup.blob_bytes
+            )
             self._shared = sorted(shared)
             if len(self._shared) < 2:
                 raise ProtocolAbort(
                     f"round 1 (sharing): {len(self._shared)} clients shared their "
                     "update; a sum needs at least 2."
                 )
-            header = struct.pack(
-                f"<I{len(self._shared)}I", len(self._shared), *self._shared
+            return self._forward(
+                round,
+                self._shared,
+                forwarded,
+                "shares for you",
+                header=pack_ids(self._shared),
             )
-            return [
-                Message(
-                    round,
-                    SERVER,
-                    client_name(v),
-                    "shares for you",
-                    header + bytes(forwarded.get(v, b"")),
-                )
-                for v in self._shared
-            ]
         return self._finish(round, inbox)
 
     def _finish(self, round: int, inbox: list[Message]) -> list[Message]:
         setup = self._setup
-        scheme = setup.scheme
-        expected = field_bytes(setup.num_blocks, scheme.field)
+        answers = self._field_vectors(
+            inbox, self._shared, "aggregated share", setup.num_blocks
+        )
         shares = np.zeros((setup.num_clients, setup.num_blocks), dtype=np.int64)
         available = np.zeros(setup.num_clients, dtype=bool)
-        for m in inbox:
-            u = self._index(m)
-            if (
-                u in self._shared
-                and m.kind == "aggregated share"
-                and m.num_bytes == expected
-            ):
-                try:
-                    shares[u] = unpack_field(m.payload, setup.num_blocks, scheme.field)
-                except ValueError:
-                    continue
-                available[u] = True
+        for u, share in answers.items():
+            shares[u] = share
+            available[u] = True
         try:
-            blocks = scheme.reconstruct(shares, available)
+            blocks = setup.scheme.reconstruct(shares, available)
         except RecoveryError as error:
             missing = np.nonzero(~available)[0].tolist()
             raise ProtocolAbort(
@@ -429,15 +292,10 @@ class FastSecAggServer(ServerParty):
         self._survivors = tuple(self._shared)
         return []
 
-    def output(self) -> tuple[np.ndarray, tuple[int, ...]]:
-        if self._sum is None:
-            raise ProtocolAbort("the server has not recovered anything yet.")
-        return self._setup.encoding.decode(self._sum).astype(
-            np.float32
-        ), self._survivors
 
-    def encoded_output(self) -> np.ndarray | None:
-        return None if self._sum is None else self._sum.copy()
+# The parties a FastSecAgg run builds (defined after the protocol).
+FastSecAgg.client_class = FastSecAggClient
+FastSecAgg.server_class = FastSecAggServer
 
 
 def recovery_probability(

@@ -52,26 +52,27 @@ from functools import cached_property
 
 import numpy as np
 
-from gi_lib.defenses._crypto import (
-    CHANNEL_OVERHEAD,
-    PUBLIC_KEY_BYTES,
-    Channel,
-    ChannelError,
-    KeyPair,
-    KeySource,
-    agree,
-    prg_field,
-    session_id,
-)
+from gi_lib.defenses._crypto import CHANNEL_OVERHEAD, KeySource, prg_field, session_id
 from gi_lib.defenses._field import FIELD, PrimeField
-from gi_lib.defenses._fixedpoint import FixedPoint, pack_bits, unpack_bits
+from gi_lib.defenses._fixedpoint import FixedPoint
+from gi_lib.defenses._protocol import (
+    KEY_ENTRY,  # noqa: F401  (re-exported)
+    KeyedProtocol,
+    ProtocolServer,
+    Refusal,
+    SessionKeys,
+    SharingClient,
+    Step,
+    field_bytes,
+    pack_field,
+    pack_ids,
+    unpack_field,  # noqa: F401  (re-exported)
+    unpack_ids,
+)
 from gi_lib.defenses.aggregation import (
     SERVER,
-    AggregationProtocol,
     Message,
-    Party,
     ProtocolAbort,
-    ServerParty,
     client_name,
 )
 
@@ -86,25 +87,6 @@ OFFLINE_ROUNDS = (0, 1, 2)
 MASKED_INPUT_ROUND = 3
 """The round in which users upload their masked update."""
 """Rounds that do not depend on the update (can run before training ends)."""
-KEY_ENTRY = 4 + PUBLIC_KEY_BYTES
-
-
-def field_bytes(count: int, field: PrimeField = FIELD) -> int:
-    """Bytes of ``count`` field elements on the wire (bit-packed)."""
-    return math.ceil(count * field.p.bit_length() / 8)
-
-
-def pack_field(values: np.ndarray, field: PrimeField = FIELD) -> bytes:
-    """Field elements, ``bit_length(p)`` bits each."""
-    return pack_bits(np.asarray(values, dtype=np.int64), field.p.bit_length())
-
-
-def unpack_field(payload: bytes, count: int, field: PrimeField = FIELD) -> np.ndarray:
-    """Inverse of :func:`pack_field`; a ValueError on a value >= p."""
-    values = unpack_bits(payload, count, field.p.bit_length()).astype(np.int64)
-    if np.any(values >= field.p):
-        raise ValueError("a field element is not below p.")
-    return values
 
 
 @dataclass(frozen=True)
@@ -214,7 +196,7 @@ class MaskCode:
 
 
 @dataclass(frozen=True)
-class _Setup:
+class _Setup(SessionKeys):
     num_clients: int
     code: MaskCode
     encoding: FixedPoint
@@ -224,14 +206,18 @@ class _Setup:
     def size(self) -> int:
         return self.code.size
 
-    def channel_key(self, own: KeyPair, peer_public: bytes, u: int, v: int) -> bytes:
-        return agree(
-            own,
-            peer_public,
-            session=self.session,
-            purpose="channel",
-            parties=(client_name(u), client_name(v)),
-        )
+    @property
+    def field(self) -> PrimeField:
+        return self.code.field
+
+    @property
+    def share_length(self) -> int:
+        """Field elements of one encoded mask."""
+        return self.code.piece_length
+
+    @property
+    def blob_bytes(self) -> int:
+        return _blob_bytes(self.code)
 
 
 def default_parameters(num_clients: int, dropout: float) -> tuple[int, int]:
@@ -245,7 +231,7 @@ def default_parameters(num_clients: int, dropout: float) -> tuple[int, int]:
     return target // 2, target
 
 
-class LightSecAgg(AggregationProtocol):
+class LightSecAgg(KeyedProtocol):
     """LightSecAgg on the harness (see the module docstring).
 
     Args:
@@ -302,28 +288,19 @@ class LightSecAgg(AggregationProtocol):
         self.code(num_clients, size)  # raises with what to change
         self.encoding.check(num_clients)
 
-    def make_parties(
-        self, inputs: Sequence[np.ndarray]
-    ) -> tuple[ServerParty, list[Party]]:
-        n, size = len(inputs), int(inputs[0].shape[0])
-        source = KeySource(self.seed)
+    def public_setup(self, num_clients: int, size: int, source: KeySource) -> _Setup:
         session = session_id(
             "lightsecagg",
-            n,
+            num_clients,
             size,
             self.privacy,
             self.target,
             self.encoding,
             source.derive("session nonce"),
         )
-        code = self.code(n, size)
+        code = self.code(num_clients, size)
         _ = code.encoding_matrix  # public, computed once before the run
-        setup = _Setup(n, code, self.encoding, session)
-        clients: list[Party] = [
-            LightSecAggClient(i, x, setup, source.child("client", i))
-            for i, x in enumerate(inputs)
-        ]
-        return LightSecAggServer(setup), clients
+        return _Setup(num_clients, code, self.encoding, session)
 
     def __repr__(self) -> str:
         return (
@@ -332,7 +309,7 @@ class LightSecAgg(AggregationProtocol):
         )
 
 
-class LightSecAggClient(Party):
+class LightSecAggClient(SharingClient):
     """An honest LightSecAgg user.
 
     Attributes:
@@ -343,40 +320,24 @@ class LightSecAggClient(Party):
     def __init__(
         self, index: int, update: np.ndarray, setup: _Setup, source: KeySource
     ) -> None:
-        super().__init__(client_name(index))
-        self.index = index
-        self.__update = update
-        self._setup = setup
-        self._source = source
-        self._channel = Channel(self.name, setup.session)
-        self._held: dict[int, np.ndarray] = {}
+        super().__init__(index, update, setup, source)
         self._mask: np.ndarray | None = None
-        self.rejected: list[str] = []
-        self.refused: str | None = None
 
-    def _advertise(self, round: int) -> list[Message]:
-        self._key = KeyPair.generate(self._source, "channel", self._setup.session)
-        return [Message(round, self.name, SERVER, "public key", self._key.public)]
+    def steps(self) -> tuple[Step, ...]:
+        return (
+            self._advertise,
+            self._share_mask,
+            self._store_masks,
+            self._masked_input,
+            self._recover,
+        )
 
     def _share_mask(self, round: int) -> list[Message]:
-        lists = [m for m in self.take_inbox() if m.kind == "key list"]
-        if len(lists) != 1:
+        peers = self._peer_keys()
+        if peers is None:
             return []
-        payload = lists[0].payload
-        (count,) = struct.unpack_from("<I", payload, 0)
-        if len(payload) != 4 + count * KEY_ENTRY:
-            return self._refuse(round, "malformed key list")
         setup, code = self._setup, self._setup.code
-        peers: dict[int, bytes] = {}
-        for k in range(count):
-            off = 4 + k * KEY_ENTRY
-            (v,) = struct.unpack_from("<I", payload, off)
-            if not 0 <= v < setup.num_clients or v in peers:
-                return self._refuse(round, f"key list names client {v} badly")
-            peers[v] = payload[off + 4 : off + KEY_ENTRY]
-        if len(set(peers.values())) != len(peers):
-            return self._refuse(round, "two advertised public keys are equal")
-        p = setup.code.field.p
+        p = code.field.p
         self._mask = prg_field(
             self._source.derive("mask", setup.session), setup.size, p, label=b"mask"
         )
@@ -387,48 +348,18 @@ class LightSecAggClient(Party):
             label=b"noise",
         )
         encoded = code.encode(self._mask, noise)
-        out = bytearray()
-        for v in sorted(peers):
-            if v == self.index:
-                self._held[v] = encoded[v]
-                continue
-            self._channel.add_peer(
-                client_name(v),
-                setup.channel_key(self._key, peers[v], self.index, v),
-            )
-            blob = self._channel.seal(
-                client_name(v),
-                round,
-                struct.pack("<II", self.index, v) + pack_field(encoded[v], code.field),
-            )
-            out += struct.pack("<I", v) + blob
-        return [Message(round, self.name, SERVER, "encoded masks", bytes(out))]
+        return self._send_rows(round, peers, encoded, "encoded masks")
 
     def _store_masks(self, round: int) -> list[Message]:
         forwarded = [m for m in self.take_inbox() if m.kind == "masks for you"]
         if self._mask is None or len(forwarded) != 1:
             self._mask = None  # nothing to mask with: it takes no further part
             return []
-        code = self._setup.code
-        entry = 4 + _blob_bytes(code)
-        payload = forwarded[0].payload
-        if len(payload) % entry:
-            return self._refuse(round, "malformed forwarded masks")
-        for off in range(0, len(payload), entry):
-            (u,) = struct.unpack_from("<I", payload, off)
-            if u in self._held:
-                self.rejected.append(f"a second encoded mask from client {u}")
-                continue
-            try:
-                plain = self._channel.open(
-                    client_name(u), 1, payload[off + 4 : off + entry]
-                )
-                sender, receiver = struct.unpack_from("<II", plain, 0)
-                if (sender, receiver) != (u, self.index):
-                    raise ChannelError(f"names clients {sender} -> {receiver}")
-                self._held[u] = unpack_field(plain[8:], code.piece_length, code.field)
-            except (ChannelError, ValueError, struct.error) as error:
-                self.rejected.append(f"encoded mask from client {u}: {error}")
+        self._open_rows(
+            forwarded[0].payload,
+            "encoded mask",
+            malformed="malformed forwarded masks",
+        )
         return []
 
     def _masked_input(self, round: int) -> list[Message]:
@@ -436,7 +367,7 @@ class LightSecAggClient(Party):
         if self._mask is None:
             return []
         setup, code = self._setup, self._setup.code
-        masked = code.field.add(setup.encoding.encode(self.__update), self._mask)
+        masked = code.field.add(setup.encoding.encode(self._update), self._mask)
         return [
             Message(
                 round, self.name, SERVER, "masked input", pack_field(masked, code.field)
@@ -449,137 +380,59 @@ class LightSecAggClient(Party):
             return []
         code = self._setup.code
         try:
-            (count,) = struct.unpack_from("<I", lists[0].payload, 0)
-            survivors = list(struct.unpack_from(f"<{count}I", lists[0].payload, 4))
+            survivors, _ = unpack_ids(lists[0].payload)
         except struct.error:
-            return self._refuse(round, "malformed survivor list")
+            raise Refusal("malformed survivor list") from None
         if len(set(survivors)) != len(survivors):
-            return self._refuse(round, "a survivor listed twice")
+            raise Refusal("a survivor listed twice")
         if len(survivors) < code.target:
-            return self._refuse(
-                round,
+            raise Refusal(
                 f"only {len(survivors)} survivors listed, fewer than U = "
                 f"{code.target}: "
-                "their aggregate could single out a user's mask",
+                "their aggregate could single out a user's mask"
             )
-        missing = [u for u in survivors if u not in self._held]
-        if missing:
-            return self._refuse(
-                round, f"asked to add the mask of client {missing[0]}, which it lacks"
-            )
-        total = code.field.sum(np.stack([self._held[u] for u in sorted(survivors)]))
-        return [
-            Message(
-                round,
-                self.name,
-                SERVER,
-                "aggregated mask",
-                pack_field(total, code.field),
-            )
-        ]
-
-    def _refuse(self, round: int, reason: str) -> list[Message]:
-        self.refused = reason
-        return [Message(round, self.name, SERVER, "refusal", reason.encode())]
-
-    def act(self, round: int) -> list[Message]:
-        if self.refused is not None:
-            self.take_inbox()
-            return []
-        if round == 0:
-            return self._advertise(round)
-        if round == 1:
-            return self._share_mask(round)
-        if round == 2:
-            return self._store_masks(round)
-        if round == 3:
-            return self._masked_input(round)
-        return self._recover(round)
+        return self._send_sum(round, survivors, "mask", "aggregated mask")
 
 
 def _blob_bytes(code: MaskCode) -> int:
     return 8 + field_bytes(code.piece_length, code.field) + CHANNEL_OVERHEAD
 
 
-class LightSecAggServer(ServerParty):
+class LightSecAggServer(ProtocolServer):
     """The honest-but-curious LightSecAgg server."""
 
+    not_done = "the server has not decoded anything yet."
+
     def __init__(self, setup: _Setup) -> None:
-        super().__init__()
-        self._setup = setup
-        self._public: dict[int, bytes] = {}
+        super().__init__(setup)
         self._shared: set[int] = set()
         self._masked: dict[int, np.ndarray] = {}
-        self._sum: np.ndarray | None = None
-        self._survivors: tuple[int, ...] = ()
-
-    def _index(self, message: Message) -> int | None:
-        try:
-            index = int(message.sender.split(" ", 1)[1])
-        except (IndexError, ValueError):
-            return None
-        return index if 0 <= index < self._setup.num_clients else None
 
     def act(self, round: int) -> list[Message]:
         inbox = self.take_inbox()
         code = self._setup.code
         if round == 0:
-            for m in inbox:
-                u = self._index(m)
-                if u is not None and m.kind == "public key" and m.num_bytes == 32:
-                    self._public[u] = m.payload
+            self._collect_keys(inbox)
             self._need(round, len(self._public), "advertised keys")
-            listing = struct.pack("<I", len(self._public)) + b"".join(
-                struct.pack("<I", v) + self._public[v] for v in sorted(self._public)
-            )
-            return [
-                Message(round, SERVER, client_name(u), "key list", listing)
-                for u in sorted(self._public)
-            ]
+            return self._key_lists(round)
         if round == 1:
-            entry = 4 + _blob_bytes(code)
-            forwarded: dict[int, bytearray] = {}
-            for m in inbox:
-                u = self._index(m)
-                if u not in self._public or m.kind != "encoded masks":
-                    continue
-                if m.num_bytes % entry:
-                    continue
-                self._shared.add(u)
-                for off in range(0, m.num_bytes, entry):
-                    (v,) = struct.unpack_from("<I", m.payload, off)
-                    forwarded.setdefault(v, bytearray()).extend(
-                        struct.pack("<I", u) + m.payload[off + 4 : off + entry]
-                    )
+            shared, forwarded = self._relay(
+                inbox, "encoded masks", 4 + _blob_bytes(code)
+            )
+            self._shared.update(shared)
             self._need(round, len(self._shared), "shared their masks")
-            return [
-                Message(
-                    round,
-                    SERVER,
-                    client_name(v),
-                    "masks for you",
-                    bytes(forwarded.get(v, b"")),
-                )
-                for v in sorted(self._shared)
-            ]
+            return self._forward(
+                round, sorted(self._shared), forwarded, "masks for you"
+            )
         if round == 2:  # the users store their encoded masks; nothing to relay
             return []
         if round == 3:
-            expected = field_bytes(code.size, code.field)
-            for m in inbox:
-                u = self._index(m)
-                if (
-                    u in self._shared
-                    and m.kind == "masked input"
-                    and m.num_bytes == expected
-                ):
-                    try:
-                        self._masked[u] = unpack_field(m.payload, code.size, code.field)
-                    except ValueError:
-                        continue
+            self._masked.update(
+                self._field_vectors(inbox, self._shared, "masked input", code.size)
+            )
             self._need(round, len(self._masked), "sent a masked input")
             survivors = sorted(self._masked)
-            listing = struct.pack(f"<I{len(survivors)}I", len(survivors), *survivors)
+            listing = pack_ids(survivors)
             return [
                 Message(round, SERVER, client_name(u), "survivors", listing)
                 for u in survivors
@@ -596,24 +449,10 @@ class LightSecAggServer(ServerParty):
 
     def _finish(self, round: int, inbox: list[Message]) -> list[Message]:
         code = self._setup.code
-        expected = field_bytes(code.piece_length, code.field)
-        answers: dict[int, np.ndarray] = {}
-        for m in inbox:
-            u = self._index(m)
-            if (
-                u in self._masked
-                and m.kind == "aggregated mask"
-                and m.num_bytes == expected
-            ):
-                try:
-                    answers[u] = unpack_field(m.payload, code.piece_length, code.field)
-                except ValueError:
-                    continue
-        refusals = [
-            f"{m.sender}: {m.payload.decode(errors='replace')}"
-            for m in inbox
-            if m.kind == "refusal"
-        ]
+        answers = self._field_vectors(
+            inbox, self._masked, "aggregated mask", code.piece_length
+        )
+        refusals = self._refusals(inbox)
         if len(answers) < code.target:
             raise ProtocolAbort(
                 f"round {round} (mask recovery): only {len(answers)} aggregated "
@@ -630,12 +469,7 @@ class LightSecAggServer(ServerParty):
         self._survivors = tuple(survivors)
         return []
 
-    def output(self) -> tuple[np.ndarray, tuple[int, ...]]:
-        if self._sum is None:
-            raise ProtocolAbort("the server has not decoded anything yet.")
-        return self._setup.encoding.decode(self._sum).astype(
-            np.float32
-        ), self._survivors
 
-    def encoded_output(self) -> np.ndarray | None:
-        return None if self._sum is None else self._sum.copy()
+# The parties a LightSecAgg run builds (defined after the protocol).
+LightSecAgg.client_class = LightSecAggClient
+LightSecAgg.server_class = LightSecAggServer

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,17 +52,24 @@ from gi_lib.defenses._crypto import (
     CHANNEL_OVERHEAD,
     PUBLIC_KEY_BYTES,
     SEED_BYTES,
-    Channel,
     ChannelError,
     KeyPair,
     KeySource,
-    agree,
     prg_ring,
     ring_dtype,
     ring_mask,
     session_id,
 )
 from gi_lib.defenses._fixedpoint import FixedPoint, pack_bits, unpack_bits
+from gi_lib.defenses._protocol import (
+    KeyedProtocol,
+    ProtocolClient,
+    ProtocolServer,
+    SessionKeys,
+    Step,
+    pack_ids,
+    unpack_ids,
+)
 from gi_lib.defenses._shamir import (
     NotEnoughShares,
     Shamir,
@@ -72,11 +78,8 @@ from gi_lib.defenses._shamir import (
 )
 from gi_lib.defenses.aggregation import (
     SERVER,
-    AggregationProtocol,
     Message,
-    Party,
     ProtocolAbort,
-    ServerParty,
     client_name,
 )
 
@@ -250,16 +253,6 @@ def idealised_expansion(
 # --- wire formats -----------------------------------------------------------
 
 
-def _pack_ids(ids: Sequence[int]) -> bytes:
-    return struct.pack(f"<I{len(ids)}I", len(ids), *ids)
-
-
-def _unpack_ids(payload: bytes, offset: int = 0) -> tuple[list[int], int]:
-    (count,) = struct.unpack_from("<I", payload, offset)
-    ids = list(struct.unpack_from(f"<{count}I", payload, offset + 4))
-    return ids, offset + 4 + 4 * count
-
-
 def _shares_to_bytes(shares: np.ndarray) -> bytes:
     return np.asarray(shares, dtype="<u4").tobytes()
 
@@ -269,7 +262,7 @@ def _shares_from_bytes(raw: bytes) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Setup:
+class _Setup(SessionKeys):
     """Public parameters every party knows."""
 
     num_clients: int
@@ -289,28 +282,13 @@ class _Setup:
         return Shamir(self.threshold, self.num_clients)
 
     def mask_seed(self, own: KeyPair, peer_public: bytes, u: int, v: int) -> bytes:
-        return agree(
-            own,
-            peer_public,
-            session=self.session,
-            purpose="mask",
-            parties=(client_name(u), client_name(v)),
-        )
-
-    def channel_key(self, own: KeyPair, peer_public: bytes, u: int, v: int) -> bytes:
-        return agree(
-            own,
-            peer_public,
-            session=self.session,
-            purpose="channel",
-            parties=(client_name(u), client_name(v)),
-        )
+        return self.pair_key("mask", own, peer_public, u, v)
 
 
 # --- the protocol -----------------------------------------------------------
 
 
-class SecAgg(AggregationProtocol):
+class SecAgg(KeyedProtocol):
     """Secure Aggregation (Bonawitz et al., CCS 2017); SecAgg+ with ``degree``.
 
     Args:
@@ -395,12 +373,8 @@ class SecAgg(AggregationProtocol):
             )
         self.encoding.check(num_clients)
 
-    def make_parties(
-        self, inputs: Sequence[np.ndarray]
-    ) -> tuple[ServerParty, list[Party]]:
-        n = len(inputs)
-        size = int(inputs[0].shape[0])
-        source = KeySource(self.seed)
+    def public_setup(self, num_clients: int, size: int, source: KeySource) -> _Setup:
+        n = num_clients
         public_nonce = source.derive("session nonce")
         session = session_id(
             "secagg",
@@ -412,12 +386,7 @@ class SecAgg(AggregationProtocol):
             public_nonce,
         )
         graph = self._graph(n, source, public_nonce)
-        setup = _Setup(n, size, self.threshold_for(n), self.encoding, session, graph)
-        clients: list[Party] = [
-            SecAggClient(i, x, setup, source.child("client", i))
-            for i, x in enumerate(inputs)
-        ]
-        return SecAggServer(setup), clients
+        return _Setup(n, size, self.threshold_for(n), self.encoding, session, graph)
 
     def _graph(
         self, n: int, source: KeySource, public_nonce: bytes
@@ -441,7 +410,7 @@ class SecAgg(AggregationProtocol):
         )
 
 
-class SecAggClient(Party):
+class SecAggClient(ProtocolClient):
     """An honest SecAgg client.
 
     Attributes:
@@ -449,23 +418,21 @@ class SecAggClient(Party):
         refused: why it refused the server's unmasking request, or ``None``.
     """
 
+    acts_after_refusal = frozenset({3})  # to repeat its refusal when asked again
+
     def __init__(
         self, index: int, update: np.ndarray, setup: _Setup, source: KeySource
     ) -> None:
-        super().__init__(client_name(index))
-        self.index = index
-        self.__update = update
-        self._setup = setup
-        self._source = source
-        self._channel = Channel(self.name, setup.session)
+        super().__init__(index, update, setup, source)
         self._peer_keys: dict[int, tuple[bytes, bytes]] = {}
         self._ciphertexts: dict[int, bytes] = {}
         self._own_shares: np.ndarray | None = None
         self._revealed: dict[int, int] = {}
         self._opened: dict[int, np.ndarray] = {}
         self._bad: set[int] = set()
-        self.rejected: list[str] = []
-        self.refused: str | None = None
+
+    def steps(self) -> tuple[Step, ...]:
+        return (self._advertise, self._share_keys, self._masked_input, self._unmask)
 
     # round 0
     def _advertise(self, round: int) -> list[Message]:
@@ -562,7 +529,7 @@ class SecAggClient(Party):
         setup = self._setup
         bits = setup.bits
         dtype = ring_dtype(bits)
-        y = setup.encoding.encode(self.__update)
+        y = setup.encoding.encode(self._update)
         y = y + prg_ring(self._b, setup.size, bits)
         for v in sorted(self._ciphertexts):
             seed = setup.mask_seed(self._s, self._peer_keys[v][1], self.index, v)
@@ -593,8 +560,8 @@ class SecAggClient(Party):
         if self.refused is not None:
             return self._refuse(round, self.refused)
         try:
-            alive, off = _unpack_ids(payload)
-            dropped, off = _unpack_ids(payload, off)
+            alive, off = unpack_ids(payload)
+            dropped, off = unpack_ids(payload, off)
             if off != len(payload):
                 raise ValueError
         except (struct.error, ValueError):
@@ -669,44 +636,17 @@ class SecAggClient(Party):
         self._opened[v] = shares
         return shares
 
-    def _refuse(self, round: int, reason: str) -> list[Message]:
-        self.refused = reason
-        return [Message(round, self.name, SERVER, "refusal", reason.encode())]
 
-    def act(self, round: int) -> list[Message]:
-        if self.refused is not None and round < 3:
-            self.take_inbox()
-            return []
-        if round == 0:
-            return self._advertise(round)
-        if round == 1:
-            return self._share_keys(round)
-        if round == 2:
-            return self._masked_input(round)
-        return self._unmask(round)
-
-
-class SecAggServer(ServerParty):
+class SecAggServer(ProtocolServer):
     """The honest-but-curious SecAgg server."""
 
+    not_done = "the server has not unmasked anything yet."
+
     def __init__(self, setup: _Setup) -> None:
-        super().__init__()
-        self._setup = setup
+        super().__init__(setup)
         self._public: dict[int, tuple[bytes, bytes]] = {}
         self._u2: set[int] = set()
         self._masked: dict[int, np.ndarray] = {}
-        self._sum: np.ndarray | None = None
-        self._survivors: tuple[int, ...] = ()
-
-    def _index(self, message: Message) -> int | None:
-        name = message.sender
-        if not name.startswith("client "):
-            return None
-        try:
-            index = int(name.split(" ", 1)[1])
-        except ValueError:
-            return None
-        return index if 0 <= index < self._setup.num_clients else None
 
     def _need(self, round: int, alive: set[int], what: str) -> None:
         """Abort unless every client in ``alive`` keeps t live share holders."""
@@ -724,13 +664,6 @@ class SecAggServer(ServerParty):
                 f"round {round} ({ROUND_NAMES[round]}): no client {what}; nothing to "
                 "aggregate."
             )
-
-    def _refusals(self, inbox: list[Message]) -> list[str]:
-        return [
-            f"{m.sender}: {m.payload.decode(errors='replace')}"
-            for m in inbox
-            if m.kind == "refusal"
-        ]
 
     def act(self, round: int) -> list[Message]:
         inbox = self.take_inbox()
@@ -758,31 +691,10 @@ class SecAggServer(ServerParty):
                 out.append(Message(round, SERVER, client_name(u), "key list", payload))
             return out
         if round == 1:
-            forwarded: dict[int, bytearray] = {}
-            for m in inbox:
-                u = self._index(m)
-                if u is None or m.kind != "encrypted shares" or u not in self._public:
-                    continue
-                if m.num_bytes % SHARE_ENTRY:
-                    continue
-                self._u2.add(u)
-                for off in range(0, m.num_bytes, SHARE_ENTRY):
-                    (v,) = struct.unpack_from("<I", m.payload, off)
-                    blob = m.payload[off + 4 : off + SHARE_ENTRY]
-                    forwarded.setdefault(v, bytearray()).extend(
-                        struct.pack("<I", u) + blob
-                    )
+            shared, forwarded = self._relay(inbox, "encrypted shares", SHARE_ENTRY)
+            self._u2.update(shared)
             self._need(round, self._u2, "shared keys")
-            return [
-                Message(
-                    round,
-                    SERVER,
-                    client_name(v),
-                    "shares for you",
-                    bytes(forwarded.get(v, b"")),
-                )
-                for v in sorted(self._u2)
-            ]
+            return self._forward(round, sorted(self._u2), forwarded, "shares for you")
         if round == 2:
             expected = math.ceil(setup.size * setup.bits / 8)
             for m in inbox:
@@ -809,7 +721,7 @@ class SecAggServer(ServerParty):
             SERVER,
             client_name(u),
             "unmask request",
-            _pack_ids(alive) + _pack_ids(dropped),
+            pack_ids(alive) + pack_ids(dropped),
         )
 
     def _finish(self, round: int, inbox: list[Message]) -> list[Message]:
@@ -886,12 +798,7 @@ class SecAggServer(ServerParty):
         self._survivors = tuple(sorted(u3))
         return []
 
-    def output(self) -> tuple[np.ndarray, tuple[int, ...]]:
-        if self._sum is None:
-            raise ProtocolAbort("the server has not unmasked anything yet.")
-        return self._setup.encoding.decode(self._sum).astype(
-            np.float32
-        ), self._survivors
 
-    def encoded_output(self) -> np.ndarray | None:
-        return None if self._sum is None else self._sum.copy()
+# The parties a SecAgg run builds (defined after the protocol).
+SecAgg.client_class = SecAggClient
+SecAgg.server_class = SecAggServer

@@ -1,5 +1,6 @@
-"""What the LightSecAgg and FastSecAgg pages share: cost runs on the harness
-against SecAgg and SecAgg+, and the inversion check of one client's upload.
+"""What the LightSecAgg and FastSecAgg pages share: their common parameters,
+cost runs on the harness against SecAgg and SecAgg+, and the inversion check
+of one client's upload.
 
 Cost runs use synthetic updates (uniform draws of the right size; the
 protocols' cost does not depend on the values) and time every party by its
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,6 +38,59 @@ from gi_lib.defenses.aggregation import (
 )
 from gi_lib.defenses.secagg import SecAgg, secaggplus_parameters
 from gi_lib.experiments.common import AttackedSample, attack_and_score, mean, mean_of
+from gi_lib.params import ExperimentParams, check_parameters, param
+from gi_lib.results import ResultRow
+
+# --------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodedAggregationParams(ExperimentParams):
+    """The parameters both pages take; each page adds its own.
+
+    The cost runs use updates of ``model_size`` values and a
+    :class:`~gi_lib.defenses.aggregation.NetworkModel` of these bandwidths
+    and latency (:func:`network`); the inversion check runs one round of
+    ``attack_clients`` clients and attacks ``num_trials`` of them.
+    """
+
+    model_size: int = param("values per update in the cost runs", minimum=1)
+    client_mbps: float = param("client bandwidth, Mb/s", above=0)
+    server_mbps: float = param("server bandwidth, Mb/s", above=0)
+    latency_ms: float = param("one-way latency, ms", minimum=0)
+    attack_clients: int = param(
+        "clients in the round whose uploads are inverted", minimum=2
+    )
+    max_iterations: int = param("Inverting Gradients' Adam steps", minimum=1)
+    frac_bits: int = param("fixed-point fractional bits", minimum=1, maximum=30)
+    clip: float = param("updates are clipped to [-clip, clip]", above=0)
+
+
+_Page = TypeVar("_Page", bound=CodedAggregationParams)
+
+
+def check_page(values: Mapping[str, Any], cls: type[_Page], *, notebook: str) -> _Page:
+    """Check a page's parameters (:func:`gi_lib.params.check_parameters`),
+    and that the round of the inversion check has a client per trial."""
+    params = check_parameters(values, cls, notebook=notebook)
+    if params.num_trials > params.attack_clients:
+        raise ValueError(
+            f"num_trials ({params.num_trials}) clients are attacked, but the round "
+            f"has only attack_clients = {params.attack_clients}."
+        )
+    return params
+
+
+def network(params: CodedAggregationParams) -> NetworkModel:
+    """The page's network model."""
+    return NetworkModel(
+        client_bandwidth=params.client_mbps * 1e6,
+        server_bandwidth=params.server_mbps * 1e6,
+        latency=params.latency_ms / 1e3,
+    )
+
 
 # --------------------------------------------------------------------------
 # Cost runs
@@ -206,6 +261,38 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
         return math.nan
     lx, ly = np.log([p[0] for p in pairs]), np.log([p[1] for p in pairs])
     return float(np.polyfit(lx, ly, 1)[0])
+
+
+def cost_frame(records: Sequence[CostRecord], *, by_phase: bool = False) -> Any:
+    """The cost runs as a table (pandas), one row per run.
+
+    With ``by_phase`` (runs at several dropout rates) a row gives the rate and
+    the modelled seconds of each phase and their total before the CPU seconds
+    and bytes; without, the modelled total follows them.
+    """
+    import pandas as pd
+
+    def row(r: CostRecord) -> dict[str, Any]:
+        out: dict[str, Any] = {"protocol": r.protocol, "N": r.num_clients}
+        if by_phase:
+            out["dropout"] = f"{100 * r.dropout:.0f}%"
+        out.update({"dropped": r.dropped, "parameters": r.settings})
+        if by_phase:
+            out.update({f"{p} (s)": round(s, 3) for p, s in r.phases.items()})
+            out["total (s)"] = round(r.total, 3)
+        out.update(
+            {
+                "client CPU (s)": round(r.client_seconds, 4),
+                "server CPU (s)": round(r.server_seconds, 4),
+                "MB per client": round(r.client_bytes / 1e6, 3),
+            }
+        )
+        if not by_phase:
+            out["modelled total (s)"] = round(r.total, 3)
+        out.update({"exact": r.exact, "stopped": r.failed or ""})
+        return out
+
+    return pd.DataFrame([row(r) for r in records])
 
 
 def records_of(
@@ -392,6 +479,66 @@ def inversion_summary(demo: InversionDemo) -> str:
             "values."
         )
     )
+
+
+def page_inversion_demo(
+    label: str,
+    protocol: AggregationProtocol,
+    params: CodedAggregationParams,
+    *,
+    upload_kind: str,
+    device: torch.device,
+) -> InversionDemo:
+    """:func:`inversion_demo` with a page's parameters: a round of
+    ``attack_clients`` clients, ``num_trials`` of them attacked."""
+    return inversion_demo(
+        label,
+        protocol,
+        upload_kind=upload_kind,
+        dataset=params.dataset,
+        model=params.model,
+        num_clients=params.attack_clients,
+        num_attacked=params.num_trials,
+        max_iterations=params.max_iterations,
+        seed=params.seed,
+        device=device,
+    )
+
+
+def inversion_rows(
+    demo: InversionDemo,
+    params: CodedAggregationParams,
+    *,
+    upload: str,
+    seen: str,
+    with_steps: bool = False,
+) -> list[ResultRow]:
+    """The inversion check as result rows (no paper values): PSNR on the
+    upload (named ``upload``; ``seen`` says what the server received), on
+    the plaintext update, of an unrelated image, and whether the sum was
+    exact. ``with_steps`` adds the attack's budget to the upload's note."""
+    info = data.dataset_info(params.dataset)
+    base = f"{info.name}/{params.model}/N{demo.num_clients}"
+    note = f"Inverting Gradients on {seen}, mean over {len(demo.masked)} clients"
+    if with_steps:
+        note += f", {params.max_iterations} steps"
+    return [
+        ResultRow.against(
+            f"{base}/{upload}", "psnr", mean_of(demo.masked, "psnr"), None, note
+        ),
+        ResultRow.against(
+            f"{base}/plaintext update", "psnr", mean_of(demo.plain, "psnr"), None,
+            "the same clients' plaintext updates, same attack and budget",
+        ),
+        ResultRow.against(
+            f"{base}/unrelated image", "psnr", mean(demo.unrelated_psnr), None,
+            "another private image of the round against the client's image",
+        ),
+        ResultRow.against(
+            f"{base}/decoded sum exact", "success_rate", float(demo.exact), None,
+            "1: the decoded sum equals the plaintext fixed-point sum bit for bit",
+        ),
+    ]  # fmt: skip
 
 
 def inversion_figure(demo: InversionDemo) -> Figure:

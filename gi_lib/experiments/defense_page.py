@@ -801,6 +801,50 @@ def lowers_psnr(
     return Claim(claim, source, NOT_ENOUGH_TRIALS, why)
 
 
+@dataclass(frozen=True)
+class PSNRDrop:
+    """A claim that ``setting`` lowers an attack's PSNR below ``baseline``'s
+    (see :func:`lowers_psnr`), made for every attack of a run.
+
+    Attributes:
+        claim: the claim's words for one attack, given its possessive title
+            (``"DLG's"``).
+        source: where the paper says it.
+        setting: the defended setting.
+        baseline: the setting it is compared with.
+    """
+
+    claim: Callable[[str], str]
+    source: str
+    setting: str
+    baseline: str = "none"
+
+
+def lowers_psnr_per_attack(
+    result: DefensePageRun, drops: Sequence[PSNRDrop]
+) -> list[Claim]:
+    """:func:`lowers_psnr` of each of ``drops`` for each attack of the run,
+    attack by attack; a drop whose setting that attack did not run under is
+    left out."""
+    out = []
+    for attack in result.attacks:
+        owner = possessive(ATTACK_TITLES[attack])
+        for drop in drops:
+            if drop.setting not in result.by_attack[attack]:
+                continue
+            out.append(
+                lowers_psnr(
+                    result,
+                    claim=drop.claim(owner),
+                    source=drop.source,
+                    attack=attack,
+                    setting=drop.setting,
+                    baseline=drop.baseline,
+                )
+            )
+    return out
+
+
 def classify_test_images(
     params: ExperimentParams, net: nn.Module, device: torch.device
 ) -> list[float]:

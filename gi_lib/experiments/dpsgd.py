@@ -302,13 +302,12 @@ def run(params: DPSGDParams, *, progress: bool = True) -> DPSGDRun:
     test_images, test_labels = sample_split(
         params.dataset, "test", params.test_images, params.seed + 1
     )
-    count = len(labels)
-    if params.lot_size > count:
-        raise ParameterError(
-            f"lot_size {params.lot_size} exceeds the {count} training images."
+    try:
+        sample_rate, steps = dp_mnist.lot_schedule(
+            len(labels), params.lot_size, params.train_epochs
         )
-    sample_rate = params.lot_size / count
-    steps = round(params.train_epochs * count / params.lot_size)
+    except ValueError as error:
+        raise ParameterError(str(error)) from None
 
     def train(noise: float | None, pca_noise: float) -> dp_mnist.PrivateRun:
         return dp_mnist.train(

@@ -26,13 +26,13 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from gi_lib import data, plots
-from gi_lib.defenses import DropoutSchedule, NetworkModel, ProtocolAbort
+from gi_lib import plots
+from gi_lib.defenses import DropoutSchedule, ProtocolAbort
 from gi_lib.defenses._fastshare import FastShare
 from gi_lib.defenses.fastsecagg import FastSecAgg, recovery_probability
 from gi_lib.experiments import coded_aggregation as coded
-from gi_lib.experiments.common import mean, mean_of, uses_num_threads
-from gi_lib.params import ExperimentParams, check_parameters, param, resolve_device
+from gi_lib.experiments.common import uses_num_threads
+from gi_lib.params import param, resolve_device
 from gi_lib.results import (
     Claim,
     ResultRow,
@@ -48,7 +48,7 @@ ABSTRACT = "Kadhe et al., FastSecAgg (arXiv 2009.11248), abstract"
 
 
 @dataclass(frozen=True, kw_only=True)
-class FastSecAggParams(ExperimentParams):
+class FastSecAggParams(coded.CodedAggregationParams):
     """The FastSecAgg notebook's parameters."""
 
     num_clients: tuple[int, ...] = param(
@@ -56,7 +56,6 @@ class FastSecAggParams(ExperimentParams):
         minimum=6,
         unique=True,
     )
-    model_size: int = param("values per update in the cost runs", minimum=1)
     dropout: float = param(
         "share of clients dropping after sharing in the cost runs",
         minimum=0,
@@ -69,15 +68,9 @@ class FastSecAggParams(ExperimentParams):
     )
     recovery_trials: int = param("random patterns per share", minimum=1)
     privacy_subsets: int = param("random sets of T shares checked by rank", minimum=1)
-    client_mbps: float = param("client bandwidth, Mb/s", above=0)
-    server_mbps: float = param("server bandwidth, Mb/s", above=0)
-    latency_ms: float = param("one-way latency, ms", minimum=0)
     attack_clients: int = param(
         "clients in the round whose uploads are inverted (3 * 2**a)", minimum=6
     )
-    max_iterations: int = param("Inverting Gradients' Adam steps", minimum=1)
-    frac_bits: int = param("fixed-point fractional bits", minimum=1, maximum=30)
-    clip: float = param("updates are clipped to [-clip, clip]", above=0)
 
 
 @dataclass
@@ -123,31 +116,17 @@ class FastSecAggRun:
 def check(values: Mapping[str, Any]) -> FastSecAggParams:
     """Check the parameters (see :class:`FastSecAggParams`), including that
     every number of clients has a FastShare grid with this privacy."""
-    params = check_parameters(values, FastSecAggParams, notebook=NOTEBOOK)
-    if params.num_trials > params.attack_clients:
-        raise ValueError(
-            f"num_trials ({params.num_trials}) clients are attacked, but the round "
-            f"has only attack_clients = {params.attack_clients}."
-        )
+    params = coded.check_page(values, FastSecAggParams, notebook=NOTEBOOK)
     for n in (*params.num_clients, params.attack_clients):
         FastShare.design(n, privacy=params.privacy, parity=params.parity)
     return params
-
-
-def network(params: FastSecAggParams) -> NetworkModel:
-    """The page's network model."""
-    return NetworkModel(
-        client_bandwidth=params.client_mbps * 1e6,
-        server_bandwidth=params.server_mbps * 1e6,
-        latency=params.latency_ms / 1e3,
-    )
 
 
 def cost_runs(
     params: FastSecAggParams, *, progress: bool = True
 ) -> list[coded.CostRecord]:
     """Every protocol at every number of clients, the same clients dropping."""
-    net = network(params)
+    net = coded.network(params)
     records = []
     with tqdm(
         total=len(params.num_clients) * len(PROTOCOLS),
@@ -251,17 +230,8 @@ def run(params: FastSecAggParams, *, progress: bool = True) -> FastSecAggRun:
         abort = ""
     except ProtocolAbort as stop:
         abort = str(stop)
-    demo = coded.inversion_demo(
-        "FastSecAgg",
-        protocol,
-        upload_kind="encrypted shares",
-        dataset=params.dataset,
-        model=params.model,
-        num_clients=n,
-        num_attacked=params.num_trials,
-        max_iterations=params.max_iterations,
-        seed=params.seed,
-        device=device,
+    demo = coded.page_inversion_demo(
+        "FastSecAgg", protocol, params, upload_kind="encrypted shares", device=device
     )
     return FastSecAggRun(params, device, costs, schemes, demo, abort)
 
@@ -390,25 +360,7 @@ def inversion_figure(result: FastSecAggRun) -> Figure:
 
 def cost_table(result: FastSecAggRun) -> Any:
     """The cost runs as a table (pandas)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "protocol": r.protocol,
-                "N": r.num_clients,
-                "dropped": r.dropped,
-                "parameters": r.settings,
-                "client CPU (s)": round(r.client_seconds, 4),
-                "server CPU (s)": round(r.server_seconds, 4),
-                "MB per client": round(r.client_bytes / 1e6, 3),
-                "modelled total (s)": round(r.total, 3),
-                "exact": r.exact,
-                "stopped": r.failed or "",
-            }
-            for r in result.costs
-        ]
-    )
+    return coded.cost_frame(result.costs)
 
 
 def scheme_table(result: FastSecAggRun) -> Any:
@@ -529,29 +481,10 @@ def rows(result: FastSecAggRun) -> list[ResultRow]:
                 f"the {c.scheme.z1 + 1}x{c.scheme.z2 + 1} stopping set of the grid",
             )
         )
-    demo = result.demo
-    info = data.dataset_info(p.dataset)
-    base = f"{info.name}/{p.model}/N{demo.num_clients}"
-    out += [
-        ResultRow.against(
-            f"{base}/encrypted shares", "psnr", mean_of(demo.masked, "psnr"), None,
-            "Inverting Gradients on the bytes the server received from the client "
-            f"(its encrypted shares), mean over {len(demo.masked)} clients",
-        ),
-        ResultRow.against(
-            f"{base}/plaintext update", "psnr", mean_of(demo.plain, "psnr"), None,
-            "the same clients' plaintext updates, same attack and budget",
-        ),
-        ResultRow.against(
-            f"{base}/unrelated image", "psnr", mean(demo.unrelated_psnr), None,
-            "another private image of the round against the client's image",
-        ),
-        ResultRow.against(
-            f"{base}/decoded sum exact", "success_rate", float(demo.exact), None,
-            "1: the decoded sum equals the plaintext fixed-point sum bit for bit",
-        ),
-    ]  # fmt: skip
-    return out
+    seen = "the bytes the server received from the client (its encrypted shares)"
+    return out + coded.inversion_rows(
+        result.demo, p, upload="encrypted shares", seen=seen
+    )
 
 
 def claims(result: FastSecAggRun) -> list[Claim]:

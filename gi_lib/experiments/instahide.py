@@ -209,44 +209,39 @@ def claims(result: defense_page.DefensePageRun[InstaHideParams]) -> list[Claim]:
         )
         for setting in encoded
     ]
-    for attack in result.attacks:
-        owner = defense_page.possessive(defense_page.ATTACK_TITLES[attack])
-        out.append(
-            defense_page.lowers_psnr(
-                result,
-                claim=f"InstaHide ({name['inside']}) lowers {owner} PSNR against "
-                "the private image (checked on a model trained with it).",
-                source=f"{ABSTRACT} (privacy against known attacks); {HUANG_2021}",
-                attack=attack,
-                setting=name["inside"],
-                baseline=name["none"],
-            )
-        )
-        out.append(
-            defense_page.lowers_psnr(
-                result,
-                claim=f"The pixel-wise sign mask matters: {owner} PSNR is lower "
-                f"through InstaHide than through MixUp of the same k={result.params.k} "
-                "images (the paper shows MixUp alone insecure against other "
-                "attacks than gradient inversion).",
-                source=f"{ABSTRACT} (contribution d)",
-                attack=attack,
-                setting=name["inside"],
-                baseline=name["mixup"],
-            )
-        )
-        if name["cross"] in result.by_attack[attack]:
-            out.append(
-                defense_page.lowers_psnr(
-                    result,
-                    claim=f"Mixing with a public data set improves security: "
-                    f"{owner} PSNR is lower through cross-dataset than through "
-                    "inside-dataset InstaHide (here the public set is a held-out "
-                    "part of the same data set, not ImageNet).",
-                    source=f"{ABSTRACT} (contribution a)",
-                    attack=attack,
-                    setting=name["cross"],
-                    baseline=name["inside"],
-                )
-            )
-    return out
+    k = result.params.k
+    drops = [
+        defense_page.PSNRDrop(
+            lambda owner: (
+                f"InstaHide ({name['inside']}) lowers {owner} PSNR "
+                "against the private image (checked on a model trained with it)."
+            ),
+            f"{ABSTRACT} (privacy against known attacks); {HUANG_2021}",
+            setting=name["inside"],
+            baseline=name["none"],
+        ),
+        defense_page.PSNRDrop(
+            lambda owner: (
+                f"The pixel-wise sign mask matters: {owner} PSNR is lower "
+                f"through InstaHide than through MixUp of the same k={k} images (the "
+                "paper shows MixUp alone insecure against other attacks than gradient "
+                "inversion)."
+            ),
+            f"{ABSTRACT} (contribution d)",
+            setting=name["inside"],
+            baseline=name["mixup"],
+        ),
+        # Only where the run has a cross-dataset setting.
+        defense_page.PSNRDrop(
+            lambda owner: (
+                "Mixing with a public data set improves security: "
+                f"{owner} PSNR is lower through cross-dataset than through "
+                "inside-dataset InstaHide (here the public set is a held-out part of "
+                "the same data set, not ImageNet)."
+            ),
+            f"{ABSTRACT} (contribution a)",
+            setting=name["cross"],
+            baseline=name["inside"],
+        ),
+    ]
+    return out + defense_page.lowers_psnr_per_attack(result, drops)

@@ -23,8 +23,6 @@ import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from gi_lib import data
-from gi_lib.defenses import NetworkModel
 from gi_lib.defenses._field import FIELD
 from gi_lib.defenses.lightsecagg import (
     MASKED_INPUT_ROUND,
@@ -33,10 +31,8 @@ from gi_lib.defenses.lightsecagg import (
     default_parameters,
 )
 from gi_lib.experiments import coded_aggregation as coded
-from gi_lib.experiments.common import mean, mean_of, uses_num_threads
+from gi_lib.experiments.common import uses_num_threads
 from gi_lib.params import (
-    ExperimentParams,
-    check_parameters,
     param,
     resolve_device,
 )
@@ -69,7 +65,7 @@ V1 = "So et al., LightSecAgg (arXiv v1 / ITW 2021), abstract"
 
 
 @dataclass(frozen=True, kw_only=True)
-class LightSecAggParams(ExperimentParams):
+class LightSecAggParams(coded.CodedAggregationParams):
     """The LightSecAgg notebook's parameters."""
 
     num_clients: tuple[int, ...] = param(
@@ -81,16 +77,6 @@ class LightSecAggParams(ExperimentParams):
         below=1,
         unique=True,
     )
-    model_size: int = param("values per update in the cost runs", minimum=1)
-    client_mbps: float = param("client bandwidth, Mb/s", above=0)
-    server_mbps: float = param("server bandwidth, Mb/s", above=0)
-    latency_ms: float = param("one-way latency, ms", minimum=0)
-    attack_clients: int = param(
-        "clients in the round whose uploads are inverted", minimum=2
-    )
-    max_iterations: int = param("Inverting Gradients' Adam steps", minimum=1)
-    frac_bits: int = param("fixed-point fractional bits", minimum=1, maximum=30)
-    clip: float = param("updates are clipped to [-clip, clip]", above=0)
     privacy_subsets: int = param(
         "random sets of T encoded masks checked by rank", minimum=1
     )
@@ -109,13 +95,7 @@ class LightSecAggRun:
 
 def check(values: Mapping[str, Any]) -> LightSecAggParams:
     """Check the parameters (see :class:`LightSecAggParams`)."""
-    params = check_parameters(values, LightSecAggParams, notebook=NOTEBOOK)
-    if params.num_trials > params.attack_clients:
-        raise ValueError(
-            f"num_trials ({params.num_trials}) clients are attacked, but the round "
-            f"has only attack_clients = {params.attack_clients}."
-        )
-    return params
+    return coded.check_page(values, LightSecAggParams, notebook=NOTEBOOK)
 
 
 def dropped_count(num_clients: int, rate: float) -> int:
@@ -124,20 +104,11 @@ def dropped_count(num_clients: int, rate: float) -> int:
     return min(math.floor(rate * num_clients + 0.5), -(-num_clients // 2) - 1)
 
 
-def network(params: LightSecAggParams) -> NetworkModel:
-    """The page's network model."""
-    return NetworkModel(
-        client_bandwidth=params.client_mbps * 1e6,
-        server_bandwidth=params.server_mbps * 1e6,
-        latency=params.latency_ms / 1e3,
-    )
-
-
 def cost_runs(
     params: LightSecAggParams, *, progress: bool = True
 ) -> list[coded.CostRecord]:
     """Every protocol at every number of clients and dropout rate."""
-    net = network(params)
+    net = coded.network(params)
     records = []
     total = len(params.num_clients) * len(params.dropout_rates) * len(PROTOCOLS)
     with tqdm(total=total, disable=not progress, mininterval=5.0) as bar:
@@ -216,17 +187,8 @@ def run(params: LightSecAggParams, *, progress: bool = True) -> LightSecAggRun:
         clip=params.clip,
         seed=params.seed,
     )
-    demo = coded.inversion_demo(
-        "LightSecAgg",
-        demo_protocol,
-        upload_kind="masked input",
-        dataset=params.dataset,
-        model=params.model,
-        num_clients=n,
-        num_attacked=params.num_trials,
-        max_iterations=params.max_iterations,
-        seed=params.seed,
-        device=device,
+    demo = coded.page_inversion_demo(
+        "LightSecAgg", demo_protocol, params, upload_kind="masked input", device=device
     )
     return LightSecAggRun(params, device, costs, demo, privacy_check(params))
 
@@ -299,27 +261,7 @@ def inversion_figure(result: LightSecAggRun) -> Figure:
 
 def cost_table(result: LightSecAggRun) -> Any:
     """The cost runs as a table (pandas)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "protocol": r.protocol,
-                "N": r.num_clients,
-                "dropout": f"{100 * r.dropout:.0f}%",
-                "dropped": r.dropped,
-                "parameters": r.settings,
-                **{f"{p} (s)": round(s, 3) for p, s in r.phases.items()},
-                "total (s)": round(r.total, 3),
-                "client CPU (s)": round(r.client_seconds, 4),
-                "server CPU (s)": round(r.server_seconds, 4),
-                "MB per client": round(r.client_bytes / 1e6, 3),
-                "exact": r.exact,
-                "stopped": r.failed or "",
-            }
-            for r in result.costs
-        ]
-    )
+    return coded.cost_frame(result.costs, by_phase=True)
 
 
 def summary_text(result: LightSecAggRun) -> str:
@@ -405,41 +347,10 @@ def rows(result: LightSecAggRun) -> list[ResultRow]:
                     "mean bytes sent and received per client",
                 )
             )
-    demo = result.demo
-    info = data.dataset_info(p.dataset)
-    base_name = f"{info.name}/{p.model}/N{demo.num_clients}"
-    out += [
-        ResultRow.against(
-            f"{base_name}/masked upload",
-            "psnr",
-            mean_of(demo.masked, "psnr"),
-            None,
-            f"Inverting Gradients on the masked upload the server received, mean "
-            f"over {len(demo.masked)} clients, {p.max_iterations} steps",
-        ),
-        ResultRow.against(
-            f"{base_name}/plaintext update",
-            "psnr",
-            mean_of(demo.plain, "psnr"),
-            None,
-            "the same clients' plaintext updates, same attack and budget",
-        ),
-        ResultRow.against(
-            f"{base_name}/unrelated image",
-            "psnr",
-            mean(demo.unrelated_psnr),
-            None,
-            "another private image of the round against the client's image",
-        ),
-        ResultRow.against(
-            f"{base_name}/decoded sum exact",
-            "success_rate",
-            float(demo.exact),
-            None,
-            "1: the decoded sum equals the plaintext fixed-point sum bit for bit",
-        ),
-    ]
-    return out
+    seen = "the masked upload the server received"
+    return out + coded.inversion_rows(
+        result.demo, p, upload="masked upload", seen=seen, with_steps=True
+    )
 
 
 def claims(result: LightSecAggRun) -> list[Claim]:

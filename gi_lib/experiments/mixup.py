@@ -131,7 +131,17 @@ def claims(result: defense_page.DefensePageRun[MixUpParams]) -> list[Claim]:
     Accuracy claims pair the two models on the same clean test images;
     attack claims pair the settings on the same victims and attack seeds.
     """
-    out = [
+    drop = defense_page.PSNRDrop(
+        lambda owner: (
+            f"MixUp ({HUANG}, coefficients at most 0.65) lowers {owner} "
+            "PSNR against the private image (each setting attacked on a model trained "
+            "with it)."
+        ),
+        HUANG_SOURCE,
+        setting=HUANG,
+        baseline=NONE,
+    )
+    return [
         defense_page.accuracy_claim(
             result,
             claim="MixUp (k=2, weights from Beta(alpha, alpha)) generalises better "
@@ -149,19 +159,5 @@ def claims(result: defense_page.DefensePageRun[MixUpParams]) -> list[Claim]:
             better=ERM,
             worse=HUANG,
         ),
+        *defense_page.lowers_psnr_per_attack(result, [drop]),
     ]
-    for attack in result.attacks:
-        owner = defense_page.possessive(defense_page.ATTACK_TITLES[attack])
-        out.append(
-            defense_page.lowers_psnr(
-                result,
-                claim=f"MixUp ({HUANG}, coefficients at most 0.65) lowers {owner} "
-                "PSNR against the private image (each setting attacked on a "
-                "model trained with it).",
-                source=HUANG_SOURCE,
-                attack=attack,
-                setting=HUANG,
-                baseline=NONE,
-            )
-        )
-    return out
