@@ -182,9 +182,11 @@ def reconstruct(
         rows = unmixing / unmixing.norm(dim=1, keepdim=True)
         sources = rows @ z
         cosine = (rows @ rows.T)[off_diagonal].abs()
-        loss = config.decorrelation_weight * torch.exp(
-            config.temperature * cosine
-        ).mean() if m > 1 else torch.zeros((), dtype=z.dtype)
+        loss = (
+            config.decorrelation_weight * torch.exp(config.temperature * cosine).mean()
+            if m > 1
+            else torch.zeros((), dtype=z.dtype)
+        )
         if config.tv_weight:
             loss = loss + config.tv_weight * _tv(
                 (sources / sources.std(1, keepdim=True)).view(m, *shape)
@@ -249,7 +251,9 @@ def fastica(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: scored anyway
         sources = ica.fit_transform(centred.T).T  # (m, d)
-    images = _as_images(torch.from_numpy(np.ascontiguousarray(sources)), observation.image_shape)
+    images = _as_images(
+        torch.from_numpy(np.ascontiguousarray(sources)), observation.image_shape
+    )
     return Reconstruction(
         images=images.to(observation.device),
         labels=torch.zeros(m, dtype=torch.long),
@@ -275,9 +279,7 @@ def matched_psnr(images: torch.Tensor, truth: torch.Tensor) -> list[float]:
     :func:`affine_psnr`); returns, per true image, its match's PSNR."""
     from scipy.optimize import linear_sum_assignment
 
-    table = np.array(
-        [[affine_psnr(r, t) for t in truth.cpu()] for r in images.cpu()]
-    )
+    table = np.array([[affine_psnr(r, t) for t in truth.cpu()] for r in images.cpu()])
     rows, cols = linear_sum_assignment(-table)
     out = [0.0] * truth.shape[0]
     for r, c in zip(rows, cols, strict=True):

@@ -100,9 +100,7 @@ def imprinted(
     std: float,
 ) -> ImprintedModel:
     """``base`` with an imprint block of ``num_bins`` bins in front."""
-    return ImprintedModel(
-        ImprintBlock(image_shape, num_bins, mean=mean, std=std), base
-    )
+    return ImprintedModel(ImprintBlock(image_shape, num_bins, mean=mean, std=std), base)
 
 
 @dataclass(frozen=True)
