@@ -191,6 +191,10 @@ def run_inversions(
             [(images[i : i + 1], labels[i : i + 1]) for i in range(n)],
             num_classes=info.num_classes,
         )
+        # The labels the server reads off the sum (section 2), in class order:
+        # a batch's labels are a multiset, and the images are matched after.
+        read = build_attack("sum_labels").reconstruct(obs, seed=params.seed).labels
+        obs = dataclasses.replace(obs, labels=read.to(device))
         rec = attack.reconstruct(obs, seed=params.seed).images
         result.ig[n] = _matched_psnr(rec, images[:n])
         if n == 1:
