@@ -25,6 +25,7 @@ Every section uses the protocols' public interface only.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
