@@ -176,4 +176,15 @@ PAPERS: tuple[Paper, ...] = (
         "",
         notebook="evaluation/attacks_vs_defenses",
     ),
+    Paper(
+        "aggregation_leakage",
+        "What encrypted aggregation still leaks",
+        "What Encrypted Aggregation Still Leaks: Attacks on the Sum, the "
+        "Threshold and a Malicious Server",
+        "this book",
+        "evaluation",
+        "the sum; a modified model; colluders",
+        notebook="evaluation/aggregation_leakage",
+        seed=False,
+    ),
 )

@@ -75,6 +75,10 @@ BUILTIN_MODULES: dict[str, str] = {
     "bn_prior": "gi_lib.attacks.bn_prior",
     "rgap": "gi_lib.attacks.rgap",
     "cafe": "gi_lib.attacks.cafe",
+    "sum_labels": "gi_lib.attacks.sum_labels",
+    "cocktail_party": "gi_lib.attacks.cocktail_party",
+    "fastica": "gi_lib.attacks.cocktail_party",
+    "robbing_the_fed": "gi_lib.attacks.imprint",
 }
 
 
