@@ -47,6 +47,7 @@ THREAT_MODEL_FLAGS = {
     "defenses/secagg": set(),
     "defenses/lightsecagg": {"reveal_labels"},
     "defenses/fastsecagg": {"reveal_labels"},
+    "evaluation/aggregation_leakage": {"reveal_labels"},
     "evaluation/attacks_vs_defenses": {
         "model_mode",
         "reveal_labels",

@@ -245,6 +245,12 @@ experiment.scheme_table(result)
 # fixed-point sum.
 
 # %% [markdown]
+# What the sum these protocols reveal still gives away, and what a server that
+# departs from the protocol or colludes with clients recovers, is measured once
+# for all of them on {doc}`What encrypted aggregation still leaks
+# </notebooks/evaluation/aggregation_leakage>`.
+
+# %% [markdown]
 # ## Paper vs ours
 #
 # The paper prints no runtimes or recovery rates to put beside ours, so the

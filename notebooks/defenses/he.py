@@ -237,6 +237,12 @@ rows = experiment.rows(result)
 rows_frame(rows)
 
 # %% [markdown]
+# What the sum these protocols reveal still gives away, and what a server that
+# departs from the protocol or colludes with clients recovers, is measured once
+# for all of them on {doc}`What encrypted aggregation still leaks
+# </notebooks/evaluation/aggregation_leakage>`.
+
+# %% [markdown]
 # ## The paper's claims, checked
 #
 # The accuracy claim compares one training under encryption with one in

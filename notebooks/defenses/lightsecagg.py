@@ -235,6 +235,12 @@ experiment.cost_table(result)
 # on any plaintext aggregate of as many clients.
 
 # %% [markdown]
+# What the sum these protocols reveal still gives away, and what a server that
+# departs from the protocol or colludes with clients recovers, is measured once
+# for all of them on {doc}`What encrypted aggregation still leaks
+# </notebooks/evaluation/aggregation_leakage>`.
+
+# %% [markdown]
 # ## Paper vs ours
 
 # %%
