@@ -335,6 +335,7 @@ def bound_claim(
     unit: str = "",
     what: str = "",
     confidence: float = 0.95,
+    every_trial: bool = False,
 ) -> Claim:
     """A claim that a quantity lies above ``above`` and/or below ``below``.
 
@@ -343,11 +344,18 @@ def bound_claim(
     With several trials, it **holds** when the interval of their mean lies
     within the bounds, **does not hold** when it lies wholly outside one,
     and otherwise there are **not enough trials** to tell.
+
+    With ``every_trial``, the claim is a property of every trial, not of the
+    mean (a full-rank network is inverted exactly): it holds when every
+    trial lies within the bounds and does not hold when one trial does not,
+    whatever the mean; the evidence lists each trial and the worst.
     """
     if above is None and below is None:
         raise ValueError(f"{claim!r}: give a bound (above= and/or below=).")
     if not values:
         return Claim(claim, source, NOT_TESTED, "no trials in this run")
+    if every_trial:
+        return _every_trial_claim(claim, source, values, above, below, unit, what)
     s = spread(values, confidence)
     low, high = (s.mean, s.mean) if s.n < 2 else (s.low, s.high)
     bounds = []
@@ -365,6 +373,36 @@ def bound_claim(
     )
     verdict = HOLDS if inside else DOES_NOT_HOLD if outside else NOT_ENOUGH_TRIALS
     return Claim(claim, source, verdict, evidence)
+
+
+def _every_trial_claim(
+    claim: str,
+    source: str,
+    values: Sequence[float],
+    above: float | None,
+    below: float | None,
+    unit: str,
+    what: str,
+) -> Claim:
+    """:func:`bound_claim` with ``every_trial``: the worst trial decides."""
+    u = f" {unit}" if unit else ""
+    listed = ", ".join(f"{v:.3g}" for v in values)
+    trials = f"{len(values)} trial{'s' if len(values) != 1 else ''}"
+    worst, claimed = [], []
+    if above is not None:
+        worst.append(f"lowest {min(values):.3g}{u}")
+        claimed.append(f"above {above:g}")
+    if below is not None:
+        worst.append(f"highest {max(values):.3g}{u}")
+        claimed.append(f"below {below:g}")
+    inside = all(
+        (above is None or v > above) and (below is None or v < below) for v in values
+    )
+    evidence = (
+        f"{what + ': ' if what else ''}{listed}{u} ({trials}); {', '.join(worst)}; "
+        f"claimed {' and '.join(claimed)}{u} on every trial"
+    )
+    return Claim(claim, source, HOLDS if inside else DOES_NOT_HOLD, evidence)
 
 
 def untested_claim(claim: str, source: str, why: str) -> Claim:

@@ -160,6 +160,28 @@ def test_bound_claims_on_one_run_and_on_trials() -> None:
         bound_claim("c", "s", [1.0])
 
 
+def test_an_every_trial_bound_is_judged_on_the_worst_trial():
+    # The mean (63) is far above 40 dB, but one image is not exact.
+    assert bound_claim(
+        "c", "s", [100, 90, 0.0], above=40, every_trial=True
+    ).verdict == (DOES_NOT_HOLD)
+    held = bound_claim(
+        "c", "s", [100, 47, 99], above=40, unit="dB", what="w", every_trial=True
+    )
+    assert held.verdict == HOLDS
+    assert "lowest 47 dB" in held.evidence and "3 trials" in held.evidence
+    assert (
+        bound_claim("c", "s", [9, 8, 41], below=40, every_trial=True).verdict
+        == DOES_NOT_HOLD
+    )
+    assert bound_claim("c", "s", [9, 8], below=40, every_trial=True).verdict == HOLDS
+    assert "1 trial)" in bound_claim("c", "s", [9], below=40, every_trial=True).evidence
+    assert bound_claim("c", "s", [], above=40, every_trial=True).verdict == NOT_TESTED
+    both = bound_claim("c", "s", [1.5, 1.9], above=1, below=2, every_trial=True)
+    assert both.verdict == HOLDS and "lowest 1.5" in both.evidence
+    assert "highest 1.9" in both.evidence
+
+
 def test_a_claim_has_a_known_verdict_and_its_words() -> None:
     with pytest.raises(ValueError, match="Unknown verdict"):
         Claim("c", "s", "probably", "e")

@@ -17,7 +17,6 @@ from gi_lib.attacks import rgap
 from gi_lib.experiments.attack_claims import (
     NEAR_EXACT_PSNR,
     PSNR_CEILING,
-    every_trial_claim,
     psnrs,
     verdict_phrase,
 )
@@ -432,7 +431,7 @@ def claims(result: RGAPRun) -> list[Claim]:
         )
         if deficiency == 0:
             out.append(
-                every_trial_claim(
+                bound_claim(
                     f"When every layer meets the rank condition ({name}), R-GAP "
                     f"recovers the image exactly (here: above "
                     f"{NEAR_EXACT_PSNR:g} dB PSNR)",
@@ -441,6 +440,7 @@ def claims(result: RGAPRun) -> list[Claim]:
                     above=NEAR_EXACT_PSNR,
                     unit="dB",
                     what=what,
+                    every_trial=True,
                 )
             )
             dlgs = [a.dlg for a in attacks if a.dlg is not None]
@@ -464,7 +464,7 @@ def claims(result: RGAPRun) -> list[Claim]:
                 )
         else:
             out.append(
-                every_trial_claim(
+                bound_claim(
                     f"When a layer is rank deficient ({name}, counted deficiency "
                     f"{deficiency}), R-GAP does not recover the image exactly "
                     f"(here: below {NEAR_EXACT_PSNR:g} dB PSNR)",
@@ -473,6 +473,7 @@ def claims(result: RGAPRun) -> list[Claim]:
                     below=NEAR_EXACT_PSNR,
                     unit="dB",
                     what=what,
+                    every_trial=True,
                 )
             )
     ratios = [
