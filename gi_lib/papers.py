@@ -176,4 +176,14 @@ PAPERS: tuple[Paper, ...] = (
         "",
         notebook="evaluation/attacks_vs_defenses",
     ),
+    Paper(
+        "flower",
+        "Attacking a Flower deployment",
+        "Gradient inversion through Flower's FedAvg, with and without SecAgg+",
+        "this book",
+        "evaluation",
+        "the clients' learning rate (sent by the server)",
+        notebook="evaluation/flower",
+        seed=False,
+    ),
 )
