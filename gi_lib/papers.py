@@ -186,4 +186,14 @@ PAPERS: tuple[Paper, ...] = (
         notebook="evaluation/flower",
         seed=False,
     ),
+    Paper(
+        "dask_sweep",
+        "Sweeping a notebook with Dask",
+        "Parameter sweeps of a page on a Dask cluster",
+        "this book",
+        "evaluation",
+        "",
+        notebook="evaluation/dask_sweep",
+        seed=False,
+    ),
 )
