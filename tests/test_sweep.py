@@ -228,3 +228,79 @@ def test_two_workers_sweep_dlg_over_four_seeds(tmp_path: Path) -> None:
     )
     assert again.counts()["skipped"] == 4
     assert again.table.equals(result.table)
+
+
+# --- the sweep page's claims ----------------------------------------------------
+
+
+def _sweep_result(statuses: list[str], values: list[dict[str, Any]], error: str = ""):
+    import pandas as pd
+
+    outcomes = [
+        sweep.PointOutcome(
+            sweep.Point(tuple(v.items())), s, 1.0, error if s == "failed" else ""
+        )
+        for s, v in zip(statuses, values, strict=True)
+    ]
+    table = pd.DataFrame(
+        {
+            "seed": [0, 1],
+            "point": ["a", "b"],
+            "experiment": ["mnist/lenet/bs1"] * 2,
+            "metric": ["psnr"] * 2,
+            "ours": [10.0, 14.0],
+        }
+    )
+    return sweep.SweepResult(Path("."), outcomes, table)
+
+
+def test_the_sweep_pages_claims_follow_the_run() -> None:
+    from gi_lib.experiments import dask_sweep
+    from gi_lib.results import DOES_NOT_HOLD, HOLDS, NOT_TESTED
+
+    params = dask_sweep.check(
+        {
+            "profile": "smoke",
+            "dataset": "mnist",
+            "model": "lenet",
+            "num_trials": 1,
+            "seed": 0,
+            "device": "auto",
+            "num_threads": 1,
+            "seeds": "0,1",
+            "sweep_profile": "smoke",
+            "max_iterations": 4,
+            "lr": 1.0,
+            "workers": 2,
+            "demo_failure": True,
+        }
+    )
+    seeds = [{"seed": 0}, {"seed": 1}]
+    lrs = [{"lr": dask_sweep.BAD_LR}, {"lr": 1.0}]
+    good = dask_sweep.DaskSweepResult(
+        params,
+        Path("."),
+        _sweep_result(["done", "done"], seeds),
+        _sweep_result(["skipped", "skipped"], seeds),
+        _sweep_result(["failed", "done"], lrs, "lr must be positive"),
+        seconds=10.0,
+        rerun_seconds=0.1,
+        log="",
+    )
+    assert [c.verdict for c in dask_sweep.claims(good)] == [HOLDS] * 3
+    rows = dask_sweep.rows(good)
+    assert rows[0].ours == 12.0 and "2 seeds" in rows[0].note
+    assert "skipped 2 points" in dask_sweep.summary_text(good)
+    assert "FAILED lr=-1.0" in dask_sweep.failure_text(good)
+    bad = dask_sweep.DaskSweepResult(
+        params,
+        Path("."),
+        _sweep_result(["done", "failed"], seeds),
+        _sweep_result(["skipped", "done"], seeds),
+        None,
+        seconds=10.0,
+        rerun_seconds=5.0,
+        log="",
+    )
+    verdicts = [c.verdict for c in dask_sweep.claims(bad)]
+    assert verdicts == [DOES_NOT_HOLD, DOES_NOT_HOLD, NOT_TESTED]

@@ -139,14 +139,14 @@ def rows(result: DaskSweepResult) -> list[ResultRow]:
     p = result.params
     out = [
         ResultRow.against(
-            f"sweep/dlg/{row.experiment}",
+            f"sweep/dlg/{row['experiment']}",
             "psnr",
             float(row["mean"]),
             None,
             f"mean over {int(row['count'])} seeds, points of the "
             f"{p.sweep_profile} profile (the engine, not DLG's result)",
         )
-        for row in summary_frame(result).itertuples()
+        for row in summary_frame(result).to_dict("records")
     ]
     out.append(
         ResultRow.against(

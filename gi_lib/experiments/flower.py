@@ -145,7 +145,11 @@ def run(params: FlowerParams) -> FlowerResult:
     plain = flower.simulate(net, batches, secagg=False, **common)
     secure = flower.simulate(net, batches, secagg=True, **common)
     result.flower_version = plain.flower_version
-    result.backend = plain.backend if plain.backend == secure.backend else "mixed"
+    result.backend = (
+        plain.backend
+        if plain.backend == secure.backend
+        else f"{plain.backend} for FedAvg, {secure.backend} for SecAgg+"
+    )
     result.seconds = {"fedavg": plain.seconds, "secagg+": secure.seconds}
     attack = build_attack(
         params.attack,

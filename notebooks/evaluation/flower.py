@@ -64,7 +64,7 @@ attack = "idlg"
 max_iterations = 300
 lr = 1.0
 success_psnr = 30.0
-backend = "auto"
+backend = "thread"
 num_shown = 4
 
 # %%
@@ -73,13 +73,18 @@ params = page.check(globals())
 # %% [markdown]
 # ## One client, step by step
 #
-# The clients train in Flower's simulation engine (`flower.simulate`: Ray, or
-# every client in this thread where Ray cannot start); the curious strategy
-# records each round. The adapter turns what the server saw of client 0 in
-# the last round (the weights it sent and the weights that came back) into
-# an observation: no label is given (`reveal_labels` is off: `labels=None`),
-# so iDLG reads it off the last layer's update. PSNR compares the
-# reconstruction with the client's private image.
+# The clients train in Flower's simulation runtime (`flower.simulate`): its
+# ServerApp, ClientApps, messages and SecAgg+ workflow as shipped. Flower
+# runs each ClientApp in a Ray actor; this page's `backend = "thread"` runs
+# them in this process instead (Flower's own backend interface, in
+# `gi_lib.integrations.flower`), because Ray's start-up takes most of a
+# small run and, on a loaded two-core machine, exceeds Ray's fixed 30 s
+# limit. `backend = "ray"` uses Ray, and `"auto"` tries Ray first. The
+# curious strategy records each round. The adapter turns what the server saw
+# of client 0 in the last round (the weights it sent and the weights that
+# came back) into an observation: no label is given (`reveal_labels` is
+# off: `labels=None`), so iDLG reads it off the last layer's update. PSNR
+# compares the reconstruction with the client's private image.
 
 # %%
 from gi_lib import data, metrics, models
