@@ -412,7 +412,8 @@ def run_sweep(
                 extra={**(fixed or {}), **point.values},
             )
     except RunnerError as error:
-        raise SweepError(str(error)) from error
+        message = str(error).replace("the command line", "the grid (or -p)")
+        raise SweepError(message) from error
     if x is not None and x not in grid:
         raise SweepError(f"--x {x!r} is not a swept parameter ({', '.join(grid)}).")
 
