@@ -50,7 +50,7 @@ endif
 # the HTML.
 LIB_SOURCES := $(shell find gi_lib -name '*.py' -not -path '*/__pycache__/*')
 # Goals that run no notebook, and so need no dependency files.
-NO_DEPS_GOALS := help install test lint bench clean
+NO_DEPS_GOALS := help install test lint bench clean sweep
 # Jupyter Book's command line through $(PY), so that PY= alone picks the environment.
 JUPYTER_BOOK = $(PY) -c 'import sys; from jupyter_book.cli.main import main; sys.exit(main())'
 
@@ -158,3 +158,25 @@ $(BOOK_HTML)/index.html: $(EXECUTED) $(BOOK_PAGES) gi_lib/book.py gi_lib/papers.
 	test -f $@
 
 endif
+
+# --- parameter sweeps on Dask (gi_lib.sweep) ---------------------------------
+#   make sweep NOTEBOOK=notebooks/attacks/dlg.py GRID="seed=0,1,2,3" PROFILE=smoke
+#   GRID holds one NAME=V1,V2 axis per word; SWEEP_OUT the sweep's folder;
+#   SCHEDULER=tcp://host:8786 uses an existing Dask scheduler, WORKERS=N sizes
+#   the local cluster; SWEEP_FLAGS passes more (e.g. --metric ssim, -p NAME VALUE).
+NOTEBOOK ?=
+GRID ?=
+SCHEDULER ?=
+WORKERS ?=
+SWEEP_FLAGS ?=
+SWEEP_PROFILE = $(or $(strip $(PROFILE)),cpu)
+SWEEP_OUT ?= $(BUILD)/sweeps/$(SWEEP_PROFILE)/$(basename $(notdir $(NOTEBOOK)))
+
+.PHONY: sweep
+sweep: $(INSTALL)
+	@test -n "$(NOTEBOOK)" || { echo 'make sweep needs NOTEBOOK=notebooks/<category>/<name>.py'; exit 2; }
+	@test -n "$(GRID)" || { echo 'make sweep needs GRID="name=v1,v2 ..."'; exit 2; }
+	$(PY) -m gi_lib.sweep $(NOTEBOOK) --profile $(SWEEP_PROFILE) --output $(SWEEP_OUT) \
+	  $(foreach axis,$(GRID),--grid '$(axis)') \
+	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(SWEEP_FLAGS)

@@ -48,6 +48,8 @@ THREAT_MODEL_FLAGS = {
     "defenses/lightsecagg": {"reveal_labels"},
     "defenses/fastsecagg": {"reveal_labels"},
     "evaluation/aggregation_leakage": {"reveal_labels"},
+    "evaluation/dask_sweep": {"reveal_labels"},
+    "evaluation/flower": set(),
     "evaluation/attacks_vs_defenses": {
         "model_mode",
         "reveal_labels",
