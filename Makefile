@@ -204,7 +204,9 @@ chromium:
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian's chromium with apt-get"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y --no-install-recommends chromium \
+	      || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
 	  else \
 	    echo "error: no $(CHROMIUM) on the PATH; install Chromium (Debian: apt-get install chromium) or set CHROMIUM=<executable>" >&2; \
 	    exit 1; \
