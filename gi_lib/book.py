@@ -79,8 +79,13 @@ HAND_WRITTEN_CAPTION = "Using the book"
 HAND_WRITTEN_PAGES = ("rerun", "adding-a-paper", "scorecard")
 ASSETS_DIR = "assets"  # html_static_path in book/_config.yml; not "_static" (see below)
 MATHJAX_DIR = "mathjax"
-SCORECARD_CLASS = "gi-scorecard"  # CSS classes of book/assets/gi-book.css
+# CSS classes of book/assets/gi-book.css: the scorecard's rows, its claims
+# and its summary, and the seed table.
+SCORECARD_CLASS = "gi-scorecard"
+CLAIMS_CLASS = "gi-claims"
+SUMMARY_CLASS = "gi-summary"
 SEED_TABLE_CLASS = "gi-seed-table"
+TABLE_CLASSES = (SCORECARD_CLASS, CLAIMS_CLASS, SUMMARY_CLASS, SEED_TABLE_CLASS)
 NO_INDEX_CLASS = "gi-no-index"  # a pandas table whose index column is hidden
 DOWNLOADS_DIR = "downloads"  # SRC/downloads/<folder>/<name>.{py,ipynb}
 RERUN_HEADING = "Run this page yourself"
@@ -335,7 +340,7 @@ def _claims_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
         cells = (claim["claim"], claim["source"], claim["verdict"], claim["evidence"])
         table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "The paper's claims, checked by this run:\n\n" + _styled(
-        "\n".join(table), SCORECARD_CLASS
+        "\n".join(table), CLAIMS_CLASS
     )
 
 
@@ -369,7 +374,7 @@ def scorecard_summary_markdown(
             t.verdicts.get(NOT_TESTED, 0),
         )
         table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
-    return _styled("\n".join(table), SCORECARD_CLASS)
+    return _styled("\n".join(table), SUMMARY_CLASS)
 
 
 def seed_table_markdown(

@@ -92,7 +92,9 @@ _MATH_JS = """
   const problems = [];
   const rendered = '.MathJax, .MathJax_Display, .MathJax_SVG, .MathJax_CHTML, ' +
                    'mjx-container, script[type^="math/tex"]';
+  const inside = '.MathJax, .MathJax_Display, .MathJax_SVG, .MJX_Assistive_MathML';
   for (const node of document.querySelectorAll('div.math, span.math')) {
+    if (node.parentElement.closest(inside)) continue;  // MathJax's own spans
     if (!node.querySelector(rendered))
       problems.push('an equation was not typeset: ' +
                     node.textContent.trim().slice(0, 60));

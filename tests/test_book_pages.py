@@ -480,7 +480,7 @@ def test_the_css_hides_marked_index_columns_and_scrolls_wide_tables() -> None:
         for selector in selectors.split(",")
     }
     assert "display: none" in rules[f"table.{book.NO_INDEX_CLASS} tr > th:first-child"]
-    for container in (book.SCORECARD_CLASS, book.SEED_TABLE_CLASS):
+    for container in book.TABLE_CLASSES:
         assert "overflow-x: auto" in rules[f".{container}"], container
 
 
