@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import quote_plus, urldefrag, urlsplit
 
 import yaml
 
@@ -332,7 +332,7 @@ def _check_search(context: Any, origin: str, query: str, expect: str) -> str | N
     """Search the book for ``query``; a problem unless a hit links to ``expect``."""
     page = context.new_page()
     try:
-        page.goto(f"{origin}/search.html?q={query}", timeout=TIMEOUT_MS)
+        page.goto(f"{origin}/search.html?q={quote_plus(query)}", timeout=TIMEOUT_MS)
         page.wait_for_function(_SEARCH_DONE_JS, timeout=TIMEOUT_MS)
         hits = page.eval_on_selector_all(
             "#search-results li a", "links => links.map(a => a.href)"
@@ -372,6 +372,7 @@ def check_book(
     Returns:
         The report: one entry per page reached, and book-wide problems.
     """
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     html_dir = Path(html_dir)
@@ -400,6 +401,7 @@ def check_book(
             page_report = PageReport(path)
             report.pages.append(page_report)
             page = context.new_page()
+            links: list[str] = []
             try:
                 links = _check_page(page, f"{origin}/{path}", origin, page_report)
                 if screenshots and path in screenshots:
@@ -407,6 +409,9 @@ def check_book(
                     target.parent.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(target), full_page=True)
                     report.screenshots.append(target)
+            except PlaywrightError as error:  # a timeout, a crashed page
+                message = " ".join(str(error).split())[:300]
+                page_report.problems.append(f"the check stopped: {message}")
             finally:
                 page.close()
             for link in links:

@@ -167,3 +167,21 @@ def test_a_search_that_never_finishes_is_a_problem_not_a_hang(
         chromium=chromium,
     )
     assert any("did not finish" in p for p in report.problems), report.lines()
+
+
+def test_a_page_that_never_settles_is_a_problem_not_a_crash(
+    site: Path, monkeypatch
+) -> None:
+    chromium = _browser()
+    (site / "intro.html").write_text(
+        _page(
+            "<p>busy</p><script>setInterval(() => fetch('pixel.png?' + Math.random()),"
+            " 100)</script>",
+            nav="<a href='sub/good.html'>good</a>",
+        )
+    )
+    monkeypatch.setattr(bc, "TIMEOUT_MS", 2_000)
+    report = bc.check_book(site, toc=["intro", "sub/good"], chromium=chromium)
+    intro = report.pages[0]
+    assert any("the check stopped" in p for p in intro.problems), report.lines()
+    assert [page.path for page in report.pages] == ["intro.html"]  # no links read
