@@ -210,7 +210,9 @@ chromium:
 	  else \
 	    echo "error: no $(CHROMIUM) on the PATH; install Chromium (Debian: apt-get install chromium) or set CHROMIUM=<executable>" >&2; \
 	    exit 1; \
-	  fi; }
+	  fi; \
+	  command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	    echo "error: Debian's chromium is installed, but CHROMIUM=$(CHROMIUM) is not on the PATH" >&2; exit 1; }; }
 
 test-browser: chromium | $(INSTALL)
 	$(need_site)
