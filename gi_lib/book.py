@@ -694,10 +694,13 @@ def prepare_notebook_pages(
         notebook = nbformat.read(page, as_version=4)
         for cell in notebook.cells:
             for output in cell.get("outputs", []):
-                html = output.get("data", {}).get("text/html")
-                if html is not None:
-                    text = html if isinstance(html, str) else "".join(html)
-                    output["data"]["text/html"] = mark_default_index(text)
+                # Shown outputs, and the ones glued into the page's text
+                # (application/papermill.record/text/html).
+                data = output.get("data", {})
+                for mime, html in data.items():
+                    if mime.endswith("text/html"):
+                        text = html if isinstance(html, str) else "".join(html)
+                        data[mime] = mark_default_index(text)
         notebook.cells.append(
             nbformat.v4.new_markdown_cell(
                 rerun_markdown(docname, by_stem.get(stem), has_source=has_source),

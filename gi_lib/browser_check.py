@@ -13,7 +13,8 @@ checks what a reader would notice:
 - every equation is typeset by MathJax, and no raw ``$$``, ``\\[`` or ``\\(``
   is left in the text (code blocks aside);
 - no table is cut off at the right: a table wider than the text must sit in a
-  container that scrolls it (or wrap its cells);
+  container that scrolls it (or wrap its cells), and no pandas table shows
+  its default index (0, 1, 2, ...);
 - no request leaves the site: every request to another host is blocked and
   reported, so the book is known to work offline.
 
@@ -124,7 +125,8 @@ _TABLES_JS = """
     (el.id ? '#' + el.id : '') +
     (el.classList.length ? '.' + [...el.classList].slice(0, 2).join('.') : '');
   const label = table => {
-    const head = table.querySelector('th, td');
+    const head = [...table.querySelectorAll('th, td')]
+      .find(cell => cell.textContent.trim());
     return head ? '"' + head.textContent.trim().slice(0, 40) + '"' : '(empty)';
   };
   const problems = [];
@@ -148,6 +150,14 @@ _TABLES_JS = """
     else if (!scrolls && box.right > width + 1)
       problems.push('table ' + label(table) + ' runs ' +
                     Math.round(box.right - width) + ' px beyond the window');
+  }
+  // pandas' default index (0, 1, 2, ...) says nothing and must not show.
+  for (const table of document.querySelectorAll('main table.dataframe')) {
+    const heads = [...table.querySelectorAll('tbody tr')]
+      .map(row => row.firstElementChild);
+    if (heads.length && heads.every((cell, i) => cell && cell.tagName === 'TH' &&
+        cell.textContent.trim() === String(i) && cell.offsetWidth > 0))
+      problems.push('table ' + label(table) + " shows pandas' default index");
   }
   return problems;
 }

@@ -88,6 +88,13 @@ def _fake_book_src(
                     "execute_result", data={"text/html": html}, execution_count=1
                 )
                 for html in outputs
+            ]
+            + [
+                nbformat.v4.new_output(
+                    "display_data",
+                    data={"application/papermill.record/text/html": html},
+                )
+                for html in outputs
             ],
         )
         nbformat.write(nbformat.v4.new_notebook(cells=[cell]), page)
@@ -535,5 +542,7 @@ def test_generate_ends_each_page_with_its_rerun_section(tmp_path: Path) -> None:
     assert "--profile smoke -p seed 1" in last.source
     html = page.cells[0].outputs[0]["data"]["text/html"]
     assert book.NO_INDEX_CLASS in html
+    glued = page.cells[0].outputs[1]["data"]["application/papermill.record/text/html"]
+    assert book.NO_INDEX_CLASS in glued  # a table glued into the text, too
     idlg = nbformat.read(src / "notebooks" / "attacks" / "idlg.ipynb", as_version=4)
     assert "dlg.py" not in idlg.cells[-1].source.split("```")[0]

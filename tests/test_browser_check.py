@@ -85,7 +85,10 @@ def site(tmp_path: Path) -> Path:
     (root / "sub" / "good.html").write_text(
         _page(
             "<p>fine</p><pre>echo $$ \\[ not math \\]</pre>"
-            f"<div style='overflow-x:auto'><table><tr>{wide}</tr></table></div>",
+            f"<div style='overflow-x:auto'><table><tr>{wide}</tr></table></div>"
+            "<style>table.gi-no-index tr > th:first-child {display: none}</style>"
+            "<table class='dataframe gi-no-index'><tbody><tr><th>0</th><td>a</td>"
+            "</tr></tbody></table>",
             nav="<a href='../intro.html'>back</a>",
         )
     )
@@ -116,6 +119,8 @@ def test_each_fault_is_reported(site: Path) -> None:
             "<div class='math'>\\[ y \\]</div>"
             "<div style='overflow:hidden;width:300px'>"
             f"<table><tr>{wide}</tr></table></div>"
+            "<table class='dataframe'><tbody><tr><th>0</th><td>a</td></tr>"
+            "<tr><th>1</th><td>b</td></tr></tbody></table>"
             "<script>console.error('boom')</script>"
             "<script src='https://cdn.example.org/lib.js'></script>",
             nav="<a href='../intro.html'>back</a>",
@@ -135,6 +140,7 @@ def test_each_fault_is_reported(site: Path) -> None:
     assert "console error: boom" in text
     assert "404 for /sub/missing.png" in text
     assert "cut off at the right" in text
+    assert "shows pandas' default index" in text
     book_wide = "\n".join(report.problems)
     assert "does not reach these pages of the table of contents: sub/good" in book_wide
     assert "https://cdn.example.org/lib.js" in book_wide
