@@ -20,8 +20,8 @@ checks what a reader would notice:
 
 Then it checks that the navigation reached every page of the table of
 contents (``_toc.yml`` of the assembled book source) and that the book's
-search finds a paper by its title, and it keeps screenshots of the
-introduction and of one paper page.
+search finds a paper by its name and by its title, and it keeps
+screenshots of the introduction and of one paper page.
 
 Example::
 
@@ -362,7 +362,7 @@ def check_book(
     html_dir: str | Path,
     *,
     toc: Sequence[str],
-    search: tuple[str, str] | None = None,
+    searches: Sequence[tuple[str, str]] = (),
     screenshots: dict[str, Path] | None = None,
     chromium: str | None = None,
     start: str | None = None,
@@ -372,7 +372,7 @@ def check_book(
     Args:
         html_dir: the built book (``_build/<profile>/_build/html``).
         toc: docnames the navigation must reach (:func:`toc_pages`).
-        search: ``(query, page)``: searching ``query`` must find ``page``
+        searches: ``(query, page)`` pairs: searching ``query`` must find ``page``
             (a path such as ``notebooks/attacks/dlg.html``).
         screenshots: page path -> PNG file to write of it (whole page).
         chromium: the browser executable (default: :func:`find_chromium`).
@@ -434,8 +434,8 @@ def check_book(
                 "the navigation does not reach these pages of the table of "
                 f"contents: {', '.join(missing)}"
             )
-        if search is not None:
-            problem = _check_search(context, origin, *search)
+        for query, expect in searches:
+            problem = _check_search(context, origin, query, expect)
             if problem:
                 report.problems.append(problem)
         browser.close()
@@ -450,15 +450,17 @@ def check_book(
     return report
 
 
-def default_search(toc: Sequence[str]) -> tuple[str, str] | None:
-    """A paper's title and its page: the first paper of ``gi_lib.papers``
-    whose notebook is in the book."""
+def default_searches(toc: Sequence[str]) -> list[tuple[str, str]]:
+    """What a reader would search for: the short name and the title of the
+    first paper of ``gi_lib.papers`` whose notebook is in the book, each with
+    that notebook's page."""
     from gi_lib.papers import PAPERS
 
     for paper in PAPERS:
         if paper.notebook and f"notebooks/{paper.notebook}" in toc:
-            return paper.title, f"notebooks/{paper.notebook}.html"
-    return None
+            page = f"notebooks/{paper.notebook}.html"
+            return [(paper.name, page), (paper.title, page)]
+    return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -477,17 +479,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         pages = toc_pages(args.toc)
-        search = default_search(pages)
+        searches = default_searches(pages)
         shots: dict[str, Path] = {}
         if args.screenshots:
             folder = Path(args.screenshots)
             shots[f"{pages[0]}.html"] = folder / "introduction.png"
-            if search is not None:
-                shots[search[1]] = folder / "paper.png"
+            if searches:
+                shots[searches[0][1]] = folder / "paper.png"
         report = check_book(
             args.html,
             toc=pages,
-            search=search,
+            searches=searches,
             screenshots=shots,
             chromium=args.chromium,
         )

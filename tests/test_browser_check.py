@@ -169,7 +169,7 @@ def test_a_search_that_never_finishes_is_a_problem_not_a_hang(
     report = bc.check_book(
         site,
         toc=["intro", "sub/good"],
-        search=("Deep leakage", "intro.html"),
+        searches=[("Deep leakage", "intro.html")],
         chromium=chromium,
     )
     assert any("did not finish" in p for p in report.problems), report.lines()
@@ -191,3 +191,12 @@ def test_a_page_that_never_settles_is_a_problem_not_a_crash(
     intro = report.pages[0]
     assert any("the check stopped" in p for p in intro.problems), report.lines()
     assert [page.path for page in report.pages] == ["intro.html"]  # no links read
+
+
+def test_the_default_searches_are_a_papers_name_and_title() -> None:
+    toc = ["intro", "notebooks/attacks/idlg", "notebooks/attacks/dlg"]
+    assert bc.default_searches(toc) == [
+        ("DLG", "notebooks/attacks/dlg.html"),
+        ("Deep Leakage from Gradients", "notebooks/attacks/dlg.html"),
+    ]
+    assert bc.default_searches(["intro"]) == []
