@@ -51,15 +51,22 @@ endif
 LIB_SOURCES := $(shell find gi_lib -name '*.py' -not -path '*/__pycache__/*')
 # Goals that run no notebook, and so need no dependency files.
 NO_DEPS_GOALS := help install test lint bench clean sweep
+# The built book, in a browser and published: these read an existing build and
+# never execute a notebook (see the end of this file).
+NO_DEPS_GOALS += test-browser publish chromium book-html
 # Jupyter Book's command line through $(PY), so that PY= alone picks the environment.
 JUPYTER_BOOK = $(PY) -c 'import sys; from jupyter_book.cli.main import main; sys.exit(main())'
 
-.PHONY: help install test lint notebooks book bench clean $(NOTEBOOK_NAMES)
+.PHONY: help install test lint notebooks book book-html bench clean $(NOTEBOOK_NAMES)
 
 help:
 	@echo "make book        execute the notebooks and build the book (PROFILE=smoke|cpu|paper)"
 	@echo "make test        run the tests"
 	@echo "make notebooks   execute the notebooks only"
+	@echo "make book-html   rebuild the book's HTML from the notebooks already executed"
+	@echo "make test-browser  check the built book in headless Chromium (PROFILE, default smoke)"
+	@echo "make publish     push the built book to the gh-pages branch (PROFILE, default smoke)"
+	@echo "make -j N book   executes N notebooks at a time"
 	@echo "make <name>      execute one notebook: $(NOTEBOOK_NAMES)"
 	@echo "make bench       attack step timings"
 	@echo "make lint        ruff check and format check"
@@ -93,7 +100,7 @@ clean:
 ifeq ($(strip $(PROFILE)),)
 # No profile given: ask torch (from the environment, installed first if need
 # be) whether CUDA is there, then run the same goal with that profile.
-book notebooks $(NOTEBOOK_NAMES): $(INSTALL)
+book book-html notebooks $(NOTEBOOK_NAMES): $(INSTALL)
 	@profile=$$($(PY) -c 'import torch; print("paper" if torch.cuda.is_available() else "cpu")'); \
 	echo "PROFILE=$$profile (chosen automatically; set PROFILE= to override)"; \
 	$(MAKE) --no-print-directory $@ PROFILE=$$profile
@@ -101,7 +108,7 @@ book notebooks $(NOTEBOOK_NAMES): $(INSTALL)
 else
 PROFILE_FILE := notebooks/profiles/$(PROFILE).yaml
 ifeq ($(wildcard $(PROFILE_FILE)),)
-ifneq ($(filter book notebooks $(NOTEBOOK_NAMES),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(filter book book-html notebooks $(NOTEBOOK_NAMES),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 $(error Unknown PROFILE=$(PROFILE): no $(PROFILE_FILE). Valid profiles: $(basename $(notdir $(wildcard notebooks/profiles/*.yaml))))
 endif
 endif
@@ -142,20 +149,33 @@ book: $(BOOK_HTML)/index.html
 
 # The book source is assembled afresh from book/, the executed notebooks and
 # what gi_lib.book generates: the table of contents (_toc.yml, from
-# gi_lib/papers.py), the seed table and the scorecard. Jupyter Book only
-# renders (it never executes) and every page is rebuilt (--all), so a warning
-# is never hidden by an earlier build.
-$(BOOK_HTML)/index.html: $(EXECUTED) $(BOOK_PAGES) gi_lib/book.py gi_lib/papers.py gi_lib/results.py | $(INSTALL)
+# gi_lib/papers.py), the seed table, the scorecard and each notebook page's
+# "run it yourself" section (its source and executed notebook to download,
+# its profile, parameters and wall time, the command that reruns it). Jupyter
+# Book only renders (it never executes) and every page is rebuilt (--all), so
+# a warning is never hidden by an earlier build.
+# $(call build_book,notebook keys): the recipe, for those notebooks.
+define build_book
 	rm -rf $(BOOK_SRC) $(BOOK_HTML)
 	mkdir -p $(BOOK_SRC)
 	cp -R book/. $(BOOK_SRC)/
-	for key in $(NOTEBOOK_KEYS); do \
+	for key in $(1); do \
 	  mkdir -p "$(BOOK_SRC)/notebooks/$$(dirname "$$key")"; \
 	  cp "$(OUT)/notebooks/$$key.ipynb" "$(BOOK_SRC)/notebooks/$$key.ipynb"; \
 	done
-	$(PY) -m gi_lib.book --results-dir $(OUT)/results --out $(BOOK_SRC) $(NOTEBOOK_NAMES:%=--expect %)
+	$(PY) -m gi_lib.book --results-dir $(OUT)/results --out $(BOOK_SRC) --sources notebooks $(foreach key,$(1),--expect $(notdir $(key)))
 	$(JUPYTER_BOOK) build $(BOOK_SRC) --path-output $(OUT) --all -W -n --keep-going
-	test -f $@
+	test -f $(BOOK_HTML)/index.html
+endef
+
+$(BOOK_HTML)/index.html: $(EXECUTED) $(BOOK_PAGES) gi_lib/book.py gi_lib/papers.py gi_lib/results.py | $(INSTALL)
+	$(call build_book,$(NOTEBOOK_KEYS))
+
+# The HTML alone, from the notebooks executed so far (none is run or rerun):
+# for work on book/, its CSS or gi_lib/book.py.
+book-html: | $(INSTALL)
+	$(call build_book,$(patsubst $(OUT)/notebooks/%.ipynb,%,$(wildcard $(EXECUTED))))
+	@echo "The book: $(abspath $(BOOK_HTML))/index.html"
 
 endif
 
@@ -180,3 +200,51 @@ sweep: $(INSTALL)
 	  $(foreach axis,$(GRID),--grid '$(axis)') \
 	  $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(SWEEP_FLAGS)
+
+# ---------------------------------------------------------------------------
+# The built book in a browser, and published. Neither builds the book: run
+# `make book PROFILE=...` first. Both take the book of PROFILE (smoke when
+# none is given, the book CI builds).
+SITE_PROFILE := $(or $(strip $(PROFILE)),smoke)
+SITE_HTML := $(BUILD)/$(SITE_PROFILE)/_build/html
+SITE_TOC := $(BUILD)/$(SITE_PROFILE)/book/_toc.yml
+# Screenshots of the introduction and of a paper page (a CI artefact).
+SITE_SHOTS := $(BUILD)/$(SITE_PROFILE)/browser
+# The browser Playwright drives: never downloaded, taken from the system
+# (Debian's chromium, installed here when missing and run as root).
+CHROMIUM ?= chromium
+PUBLISH_REMOTE ?= origin
+PUBLISH_BRANCH ?= gh-pages
+define need_site
+	@test -f $(SITE_HTML)/index.html || { \
+	  echo "error: no built book at $(SITE_HTML); run make book PROFILE=$(SITE_PROFILE) first" >&2; exit 1; }
+endef
+
+.PHONY: test-browser publish chromium
+
+chromium:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium with apt-get"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y --no-install-recommends chromium \
+	      || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
+	  else \
+	    echo "error: no $(CHROMIUM) on the PATH; install Chromium (Debian: apt-get install chromium) or set CHROMIUM=<executable>" >&2; \
+	    exit 1; \
+	  fi; \
+	  command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	    echo "error: Debian's chromium is installed, but CHROMIUM=$(CHROMIUM) is not on the PATH" >&2; exit 1; }; }
+
+test-browser: chromium | $(INSTALL)
+	$(need_site)
+	$(PY) -m gi_lib.browser_check $(SITE_HTML) --toc $(SITE_TOC) --screenshots $(SITE_SHOTS) --chromium $(CHROMIUM)
+
+# ghp-import commits the HTML (with .nojekyll, for the _static folders) onto
+# PUBLISH_BRANCH of this clone and pushes it to PUBLISH_REMOTE.
+publish: | $(INSTALL)
+	$(need_site)
+	$(PY) -m ghp_import --no-jekyll --push --force --remote $(PUBLISH_REMOTE) --branch $(PUBLISH_BRANCH) \
+	  --message "The $(SITE_PROFILE) book, built from $$(git rev-parse --short HEAD 2>/dev/null || echo 'an unknown commit')" \
+	  $(SITE_HTML)
+	@echo "published $(SITE_HTML) to the $(PUBLISH_BRANCH) branch of $(PUBLISH_REMOTE)"

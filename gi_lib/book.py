@@ -18,7 +18,14 @@ notebooks under ``SRC/notebooks/``) and writes:
   :data:`gi_lib.papers.PAPERS` by category, with each one's status and a link
   to its notebook, included by ``intro.md``;
 - ``SRC/assets/mathjax/``: MathJax 2 from the ``jupyter_server_mathjax``
-  package, served from the built book so equations render with no network.
+  package, served from the built book so equations render with no network;
+- on every notebook page, a last section "Run this page yourself": its
+  source (``.py``, copied from ``--sources``) and the executed ``.ipynb`` to
+  download (both under ``SRC/downloads/``, as they ran), the profile and
+  parameters of the run from its results file, and the one command that
+  reruns it with other parameters. Tables of the page's outputs that show
+  pandas' default index (0, 1, 2, ...) are marked so that the book's CSS
+  hides that column.
 
 A link is written only to a notebook page present in ``SRC``, so the strict
 (nitpicky) build never meets a dangling reference. The module is also a small
@@ -30,7 +37,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
+import re
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -70,8 +79,17 @@ HAND_WRITTEN_CAPTION = "Using the book"
 HAND_WRITTEN_PAGES = ("rerun", "adding-a-paper", "scorecard")
 ASSETS_DIR = "assets"  # html_static_path in book/_config.yml; not "_static" (see below)
 MATHJAX_DIR = "mathjax"
-SCORECARD_CLASS = "gi-scorecard"  # CSS classes of book/assets/gi-book.css
+# CSS classes of book/assets/gi-book.css: the scorecard's rows, its claims
+# and its summary, and the seed table.
+SCORECARD_CLASS = "gi-scorecard"
+CLAIMS_CLASS = "gi-claims"
+SUMMARY_CLASS = "gi-summary"
 SEED_TABLE_CLASS = "gi-seed-table"
+TABLE_CLASSES = (SCORECARD_CLASS, CLAIMS_CLASS, SUMMARY_CLASS, SEED_TABLE_CLASS)
+NO_INDEX_CLASS = "gi-no-index"  # a pandas table whose index column is hidden
+DOWNLOADS_DIR = "downloads"  # SRC/downloads/<folder>/<name>.{py,ipynb}
+RERUN_HEADING = "Run this page yourself"
+RERUN_CELL_TAG = "gi-rerun"
 NO_PAPER_VALUE = "— (none)"
 CATEGORY_TITLES = {
     "attack": "Attacks",
@@ -322,7 +340,7 @@ def _claims_markdown(claims: Sequence[Mapping[str, Any]]) -> str:
         cells = (claim["claim"], claim["source"], claim["verdict"], claim["evidence"])
         table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "The paper's claims, checked by this run:\n\n" + _styled(
-        "\n".join(table), SCORECARD_CLASS
+        "\n".join(table), CLAIMS_CLASS
     )
 
 
@@ -356,7 +374,7 @@ def scorecard_summary_markdown(
             t.verdicts.get(NOT_TESTED, 0),
         )
         table.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
-    return _styled("\n".join(table), SCORECARD_CLASS)
+    return _styled("\n".join(table), SUMMARY_CLASS)
 
 
 def seed_table_markdown(
@@ -523,12 +541,184 @@ def copy_mathjax(book_src: str | Path) -> Path:
     return target
 
 
+_DATAFRAME_TABLE = re.compile(r'<table border="1" class="dataframe">.*?</table>', re.S)
+_BODY_ROW_HEAD = re.compile(r"<tr>\s*<th>(\d+)</th>")
+
+
+def mark_default_index(html: str) -> str:
+    """Mark pandas tables whose index is the default 0, 1, 2, ... (which says
+    nothing) with :data:`NO_INDEX_CLASS`, so the book's CSS hides that column.
+
+    A table with a named or otherwise meaningful index is left alone, as is
+    one written with ``index=False``.
+    """
+
+    def mark(match: re.Match[str]) -> str:
+        table = match.group(0)
+        body = table.split("<tbody>", 1)[-1] if "<tbody>" in table else ""
+        rows = body.count("<tr>")
+        heads = [int(number) for number in _BODY_ROW_HEAD.findall(body)]
+        if rows == 0 or heads != list(range(rows)):
+            return table
+        return table.replace(
+            'class="dataframe"', f'class="dataframe {NO_INDEX_CLASS}"', 1
+        )
+
+    return _DATAFRAME_TABLE.sub(mark, html)
+
+
+def _parameter_value(value: Any) -> str:
+    """A parameter as ``-p NAME VALUE`` takes it: a list as one comma-separated
+    string, anything else as YAML reads it back."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
+def rerun_markdown(
+    docname: str, record: Mapping[str, Any] | None, *, has_source: bool = True
+) -> str:
+    """The "Run this page yourself" section of a notebook page.
+
+    Args:
+        docname: the page, e.g. ``notebooks/attacks/dlg``.
+        record: its results file (profile, parameters, wall time), if any.
+        has_source: whether the notebook's ``.py`` source is offered too.
+
+    Returns:
+        MyST Markdown: download links, the run's profile and parameters, and
+        the command that reruns the page with another parameter.
+    """
+    key = docname.split("/", 1)[1]  # attacks/dlg
+    name = key.rsplit("/", 1)[-1]
+    downloads = f"/{DOWNLOADS_DIR}/{key}"
+    offered = [f"the executed notebook, {{download}}`{name}.ipynb <{downloads}.ipynb>`"]
+    if has_source:
+        offered.insert(
+            0,
+            f"its source, {{download}}`{name}.py <{downloads}.py>` (a "
+            "[jupytext](https://jupytext.readthedocs.io) notebook: open it in "
+            "Jupyter, or run it as below)",
+        )
+    parts = [
+        f"## {RERUN_HEADING}\n",
+        "Download " + ", or ".join(offered) + ".\n",
+    ]
+    record = record or {}
+    parameters = {
+        param: value
+        for param, value in (record.get("parameters") or {}).items()
+        if param != "profile"
+    }
+    profile = str(record.get("profile") or "cpu")
+    if record:
+        facts = [f"the `{profile}` profile"]
+        if record.get("wall_seconds") is not None:
+            facts.append(f"{float(record['wall_seconds']):.1f} s (wall time)")
+        environment = record.get("environment") or {}
+        if environment.get("device"):
+            facts.append(f"device `{environment['device']}`")
+        if environment.get("torch"):
+            facts.append(f"torch {environment['torch']}")
+        parts.append("This run: " + ", ".join(facts) + ".\n")
+    if parameters:
+        rows = ["| parameter | value |", "|---|---|"]
+        rows += [
+            f"| `{_cell(param)}` | `{_cell(_parameter_value(value))}` |"
+            for param, value in parameters.items()
+        ]
+        parts.append(
+            f":::{{dropdown}} Its {len(parameters)} parameters\n"
+            + "\n".join(rows)
+            + "\n:::\n"
+        )
+    seed = parameters.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        example = f"-p seed {seed + 1}"
+        what = "this command reruns it with another seed"
+    else:
+        example, what = "-p NAME VALUE", "for example"
+    parts.append(
+        "To rerun it with other parameters, from a clone of the repository "
+        "(`pip install -r requirements.txt -e .`), give each one as "
+        f"`-p NAME VALUE`; {what}:\n"
+    )
+    parts.append(
+        "```bash\n"
+        f"python -m gi_lib.runner notebooks/{key}.py --profile {profile} {example} \\\n"
+        f"    --output my-runs/{name}.ipynb --results-dir my-runs/results\n"
+        "```\n"
+    )
+    parts.append(
+        f"`make {name} PROFILE={profile}` reruns it exactly as here; "
+        "{doc}`/rerun` says more.\n"
+    )
+    return "\n".join(parts)
+
+
+def prepare_notebook_pages(
+    book_src: str | Path,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    sources: str | Path | None = None,
+) -> list[Path]:
+    """Offer each notebook page's files for download and end it with
+    :func:`rerun_markdown`; mark its default-index tables.
+
+    The executed notebook is copied to ``SRC/downloads/`` as it ran, before
+    the page itself gets its extra cell; its ``.py`` source is copied from
+    ``sources`` (the repository's ``notebooks/`` folder) when it is there.
+
+    Returns:
+        The files written.
+    """
+    import nbformat
+
+    root = Path(book_src)
+    by_stem = {_stem(record): record for record in records}
+    written: list[Path] = []
+    for stem, docname in notebook_pages(root).items():
+        key = docname.split("/", 1)[1]
+        page = root / f"{docname}.ipynb"
+        target = root / DOWNLOADS_DIR / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, target.with_suffix(".ipynb"))
+        written.append(target.with_suffix(".ipynb"))
+        source = Path(sources) / f"{key}.py" if sources is not None else None
+        has_source = source is not None and source.is_file()
+        if has_source:
+            shutil.copyfile(source, target.with_suffix(".py"))
+            written.append(target.with_suffix(".py"))
+        notebook = nbformat.read(page, as_version=4)
+        for cell in notebook.cells:
+            for output in cell.get("outputs", []):
+                # Shown outputs, and the ones glued into the page's text
+                # (application/papermill.record/text/html).
+                data = output.get("data", {})
+                for mime, html in data.items():
+                    if mime.endswith("text/html"):
+                        text = html if isinstance(html, str) else "".join(html)
+                        data[mime] = mark_default_index(text)
+        notebook.cells.append(
+            nbformat.v4.new_markdown_cell(
+                rerun_markdown(docname, by_stem.get(stem), has_source=has_source),
+                metadata={"tags": [RERUN_CELL_TAG]},
+            )
+        )
+        nbformat.write(notebook, page)
+        written.append(page)
+    return written
+
+
 def generate(
     results_dir: str | Path,
     out: str | Path,
     *,
     expect: Iterable[str] = (),
     mathjax: bool = True,
+    sources: str | Path | None = None,
 ) -> list[Path]:
     """Write the table of contents, the generated pages (and MathJax) into ``out``.
 
@@ -537,6 +727,9 @@ def generate(
         out: the assembled book source.
         expect: notebook names that must have a results file.
         mathjax: also copy MathJax into the book's static files.
+        sources: the repository's ``notebooks/`` folder, whose ``.py``
+            sources each page offers for download (see
+            :func:`prepare_notebook_pages`).
 
     Returns:
         The files and folders written.
@@ -568,6 +761,7 @@ def generate(
             seed_table_markdown(PAPERS, pages=pages.values(), records=records),
         ),
     ]
+    written += prepare_notebook_pages(out, records, sources=sources)
     if mathjax:
         written.append(copy_mathjax(out))
     return written
@@ -636,10 +830,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a notebook that must have a results file (repeatable)",
     )
     parser.add_argument("--no-mathjax", action="store_true", help="do not copy MathJax")
+    parser.add_argument(
+        "--sources",
+        help="the notebooks/ folder: each page offers its .py source for download",
+    )
     args = parser.parse_args(argv)
     try:
         written = generate(
-            args.results_dir, args.out, expect=args.expect, mathjax=not args.no_mathjax
+            args.results_dir,
+            args.out,
+            expect=args.expect,
+            mathjax=not args.no_mathjax,
+            sources=args.sources,
         )
     except BookError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from gi_lib._io import file_lock
+
 DATA_ENV = "GI_DATA_DIR"
 CACHE_ENV = "GI_CACHE_DIR"
 SPLITS = ("train", "test")
@@ -172,12 +174,15 @@ def load_dataset(name: str, split: str = "test", *, download: bool = True) -> Da
     }
     root = cache_dir() / "data"
     try:
-        return tv_class[name](
-            str(root),
-            train=split == "train",
-            transform=transforms.ToTensor(),
-            download=download,
-        )
+        # Two notebooks of `make -j N` may ask for the same data set at once:
+        # one downloads and unpacks it while the other waits, then finds it.
+        with file_lock(root / name):
+            return tv_class[name](
+                str(root),
+                train=split == "train",
+                transform=transforms.ToTensor(),
+                download=download,
+            )
     except Exception as error:  # torchvision raises several types when offline
         raise DataUnavailableError(
             f"Data set {name!r} ({split}) is not available. Either set {DATA_ENV} to a "

@@ -8,7 +8,9 @@ of 120. For shorter runs those cuts are scaled to the same fractions of the run
 (the official code keeps them at fixed epochs, so its 10-epoch runs never
 decay). The trained weights are written atomically to
 ``cache_dir()/models/<model>-<dataset>-e<epochs>-s<seed>[-n<images>][-lr<lr>].pt`` and
-loaded from there on every later call.
+loaded from there on every later call. Notebooks run in parallel
+(``make -j N book``) share the cache safely: a lock file beside each cache
+file lets one process train while the others wait for its result.
 
 The cache itself (:func:`cache_file`, :func:`load_or_train`) and the seeded
 data splits (:func:`sample_split`) serve every cached trainer, the defended
@@ -33,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gi_lib import data, models
-from gi_lib._io import atomic_write
+from gi_lib._io import atomic_write, file_lock
 from gi_lib.fl import cross_entropy
 
 PAPER_EPOCHS = 120
@@ -126,6 +128,12 @@ def load_or_train(
 ) -> tuple[dict[str, float], bool]:
     """Load ``model``'s weights from ``path``, or train it and save them.
 
+    Safe to call from several processes at once (``make -j N book``): the
+    whole load-or-train runs under :func:`gi_lib._io.file_lock` on ``path``,
+    so a second caller waits for the first to finish training and then loads
+    its file, and the file itself is written atomically, so no reader ever
+    sees half of it.
+
     A file that cannot be loaded (truncated or corrupt, weights that do not
     fit ``model``, or a record without ``fields``) is renamed to
     ``<name>.corrupt`` with a warning that names it, and the model is trained
@@ -141,26 +149,27 @@ def load_or_train(
     Returns:
         The record and whether it came from the cache.
     """
-    if path.exists():
-        initial = copy.deepcopy(model.state_dict())
-        try:
-            return _read(path, model, fields), True
-        except Exception as error:  # any unreadable file: retrain
-            model.load_state_dict(initial)  # a failed load may copy some weights
-            aside = path.with_name(f"{path.name}.corrupt")
-            os.replace(path, aside)
-            reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-            warnings.warn(
-                f"The cached model {path} could not be loaded ({reason}); it was "
-                f"moved to {aside} and the model is trained again.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    record = dict(train(model))
-    state = {key: value.cpu() for key, value in model.state_dict().items()}
-    atomic_write(
-        path, lambda handle: torch.save({"state_dict": state, **record}, handle)
-    )
+    with file_lock(path):
+        if path.exists():
+            initial = copy.deepcopy(model.state_dict())
+            try:
+                return _read(path, model, fields), True
+            except Exception as error:  # any unreadable file: retrain
+                model.load_state_dict(initial)  # a failed load may copy some weights
+                aside = path.with_name(f"{path.name}.corrupt")
+                os.replace(path, aside)
+                reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+                warnings.warn(
+                    f"The cached model {path} could not be loaded ({reason}); it was "
+                    f"moved to {aside} and the model is trained again.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        record = dict(train(model))
+        state = {key: value.cpu() for key, value in model.state_dict().items()}
+        atomic_write(
+            path, lambda handle: torch.save({"state_dict": state, **record}, handle)
+        )
     return record, False
 
 

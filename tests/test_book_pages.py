@@ -71,11 +71,33 @@ def _fake_results(folder: Path) -> None:
     )
 
 
-def _fake_book_src(folder: Path, notebooks: tuple[str, ...]) -> Path:
+def _fake_book_src(
+    folder: Path, notebooks: tuple[str, ...], *, outputs: tuple[str, ...] = ()
+) -> Path:
+    """Executed notebooks as the build copies them: one code cell whose
+    outputs are the HTML snippets ``outputs``."""
+    import nbformat
+
     for key in notebooks:
         page = folder / "notebooks" / f"{key}.ipynb"
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text("{}", encoding="utf-8")
+        cell = nbformat.v4.new_code_cell(
+            "rows_frame(rows)",
+            outputs=[
+                nbformat.v4.new_output(
+                    "execute_result", data={"text/html": html}, execution_count=1
+                )
+                for html in outputs
+            ]
+            + [
+                nbformat.v4.new_output(
+                    "display_data",
+                    data={"application/papermill.record/text/html": html},
+                )
+                for html in outputs
+            ],
+        )
+        nbformat.write(nbformat.v4.new_notebook(cells=[cell]), page)
     return folder
 
 
@@ -430,3 +452,97 @@ def test_profiles_name_only_existing_notebooks() -> None:
         assert not unknown, f"{path.name} names notebooks that do not exist: {unknown}"
     names = {path.stem for path in (ROOT / "notebooks" / "profiles").glob("*.yaml")}
     assert {"smoke", "cpu", "paper"} <= names
+
+
+def _frame_html(index: list[str] | None = None, *, show_index: bool = True) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame({"metric": ["psnr", "ssim"], "ours": [20.5, 0.7]})
+    if index is not None:
+        frame.index = index
+    return frame.to_html(index=show_index)
+
+
+def test_only_a_default_pandas_index_is_marked_for_hiding() -> None:
+    default = book.mark_default_index(_frame_html())
+    assert f'class="dataframe {book.NO_INDEX_CLASS}"' in default
+    assert "psnr" in default and "<th>0</th>" in default  # hidden by CSS, not cut
+    for kept in (
+        _frame_html(["mnist", "cifar10"]),  # an index that says something
+        _frame_html(["1", "2"]),  # numbers, but not the default 0, 1, ...
+        _frame_html(show_index=False),
+        "<p>no table</p>",
+    ):
+        assert book.mark_default_index(kept) == kept
+
+
+def test_the_css_hides_marked_index_columns_and_scrolls_wide_tables() -> None:
+    import re
+
+    css = (ROOT / "book" / "assets" / "gi-book.css").read_text(encoding="utf-8")
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    rules = {
+        selector.strip(): body
+        for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", css)
+        for selector in selectors.split(",")
+    }
+    assert "display: none" in rules[f"table.{book.NO_INDEX_CLASS} tr > th:first-child"]
+    for container in book.TABLE_CLASSES:
+        assert "overflow-x: auto" in rules[f".{container}"], container
+
+
+def test_rerun_section_offers_downloads_parameters_and_a_command() -> None:
+    record = {
+        "profile": "smoke",
+        "parameters": {
+            "profile": "smoke",
+            "dataset": ["mnist", "cifar10"],
+            "seed": 3,
+            "success_psnr": 30.0,
+        },
+        "environment": {"device": "cpu", "torch": "2.4.0"},
+        "wall_seconds": 12.34,
+    }
+    text = book.rerun_markdown("notebooks/attacks/dlg", record)
+    assert text.startswith(f"## {book.RERUN_HEADING}")
+    assert "{download}`dlg.py </downloads/attacks/dlg.py>`" in text
+    assert "{download}`dlg.ipynb </downloads/attacks/dlg.ipynb>`" in text
+    assert "the `smoke` profile, 12.3 s (wall time), device `cpu`" in text
+    assert ":::{dropdown} Its 3 parameters" in text  # profile is not one of them
+    assert "| `dataset` | `mnist,cifar10` |" in text  # as -p takes a list
+    assert (
+        "python -m gi_lib.runner notebooks/attacks/dlg.py --profile smoke -p seed 4"
+    ) in text
+    assert "make dlg PROFILE=smoke" in text
+    bare = book.rerun_markdown("notebooks/attacks/dlg", None, has_source=False)
+    assert "dlg.py" not in bare.split("```")[0] and "-p NAME VALUE" in bare
+
+
+def test_generate_ends_each_page_with_its_rerun_section(tmp_path: Path) -> None:
+    import nbformat
+
+    results = tmp_path / "results"
+    _fake_results(results)
+    src = _fake_book_src(
+        tmp_path / "src", ("attacks/dlg", "attacks/idlg"), outputs=(_frame_html(),)
+    )
+    sources = tmp_path / "notebooks"
+    (sources / "attacks").mkdir(parents=True)
+    (sources / "attacks" / "dlg.py").write_text("# %%\nprint(1)\n", encoding="utf-8")
+    pristine = (src / "notebooks" / "attacks" / "dlg.ipynb").read_bytes()
+    book.generate(results, src, expect=["dlg", "idlg"], mathjax=False, sources=sources)
+
+    downloads = src / book.DOWNLOADS_DIR / "attacks"
+    assert (downloads / "dlg.ipynb").read_bytes() == pristine  # as it ran
+    assert (downloads / "dlg.py").read_text(encoding="utf-8").startswith("# %%")
+    assert not (downloads / "idlg.py").exists()  # no source given for it
+    page = nbformat.read(src / "notebooks" / "attacks" / "dlg.ipynb", as_version=4)
+    last = page.cells[-1]
+    assert last.cell_type == "markdown" and book.RERUN_CELL_TAG in last.metadata.tags
+    assert "--profile smoke -p seed 1" in last.source
+    html = page.cells[0].outputs[0]["data"]["text/html"]
+    assert book.NO_INDEX_CLASS in html
+    glued = page.cells[0].outputs[1]["data"]["application/papermill.record/text/html"]
+    assert book.NO_INDEX_CLASS in glued  # a table glued into the text, too
+    idlg = nbformat.read(src / "notebooks" / "attacks" / "idlg.ipynb", as_version=4)
+    assert "dlg.py" not in idlg.cells[-1].source.split("```")[0]

@@ -162,7 +162,34 @@ def test_every_page_checks_its_papers_claims(smoke_build: Path, name: str) -> No
     assert record["claims"], f"{stem}: results file holds no claim"
     page = _html(smoke_build, name)
     assert "verdict here" in page, f"{name}: no claims table on the page"
-    assert "This page ran in" in page, f"{name}: the page does not say how long it ran"
+    # Page.finish's sentence, or (where a page removes that cell) the wall
+    # time in the section that ends every page.
+    wall = f"{float(record['wall_seconds']):.1f} s (wall time)"
+    assert "This page ran in" in page or wall in page, (
+        f"{name}: the page does not say how long it ran"
+    )
     scorecard = _html(smoke_build, "scorecard")
     for claim in record["claims"]:
         assert claim["verdict"] in scorecard
+
+
+@pytest.mark.parametrize("name", _notebook_files())
+def test_every_page_offers_its_files_and_the_command_that_reruns_it(
+    smoke_build: Path, name: str
+) -> None:
+    html_dir = smoke_build / "_build" / "html"
+    page = _html(smoke_build, name)
+    assert book.RERUN_HEADING in page, f"{name}: no section to rerun the page"
+    stem = Path(name).name
+    downloads = re.findall(r'href="([^"]*_downloads/[^"]+)"', page)
+    for suffix in (".py", ".ipynb"):
+        found = [link for link in downloads if link.endswith(f"/{stem}{suffix}")]
+        assert found, f"{name}: no {stem}{suffix} to download"
+        assert (html_dir / Path(name).parent / found[0]).is_file()
+    key = name.removeprefix("notebooks/")
+    text = " ".join(re.sub(r"<[^>]+>", "", page).split())
+    assert f"python -m gi_lib.runner notebooks/{key}.py --profile {PROFILE}" in text
+    record = json.loads((smoke_build / "results" / f"{stem}.json").read_text())
+    for parameter in record["parameters"]:
+        if parameter != "profile":
+            assert f"{parameter}" in text, f"{name}: parameter {parameter} not shown"

@@ -560,7 +560,8 @@ def run_imagenet(
     except data.DataUnavailableError:
         return (
             f"No ImageNet folder was found (set {data.DATA_ENV} to a folder holding "
-            "imagenet/<split>/<class>/<image>), so the ImageNet example is skipped.",
+            "`imagenet/<split>/<class>/<image>`), so the ImageNet example is "
+            "skipped.",
             None,
         )
     info = data.dataset_info("imagenet")
