@@ -55,6 +55,7 @@ from gi_lib.results import (
     DOES_NOT_HOLD,
     HOLDS,
     NOT_ENOUGH_TRIALS,
+    NOT_RUN,
     NOT_TESTED,
     PAPERS_OWN,
     VERDICTS,
@@ -114,6 +115,7 @@ SUMMARY_COLUMNS = (
     "numbers within the paper's band",
     "outside it",
     "without a paper value",
+    "paper's value not run here",
     "claims held",
     "not held",
     "not enough trials",
@@ -129,6 +131,7 @@ class Tally:
     outside: int
     no_value: int
     verdicts: dict[str, int]
+    not_run: int = 0
 
     @property
     def claims(self) -> int:
@@ -142,16 +145,26 @@ class Tally:
 def tally(record: Mapping[str, Any]) -> Tally:
     """Count a results file's rows by :func:`gi_lib.results.within_band` and
     its claims by verdict."""
-    bands = [within_band(row) for row in record.get("rows", [])]
+    rows = record.get("rows", [])
+    bands = [within_band(row) for row in rows]
+    not_run = [_not_run(row) for row in rows]
     verdicts = dict.fromkeys(VERDICTS, 0)
     for claim in record.get("claims", []):
         verdicts[claim["verdict"]] = verdicts.get(claim["verdict"], 0) + 1
     return Tally(
         within=sum(1 for b in bands if b is True),
         outside=sum(1 for b in bands if b is False),
-        no_value=sum(1 for b in bands if b is None),
+        no_value=sum(
+            1 for b, n in zip(bands, not_run, strict=True) if b is None and not n
+        ),
         verdicts=verdicts,
+        not_run=sum(not_run),
     )
+
+
+def _not_run(row: Mapping[str, Any]) -> bool:
+    """A row holding a paper's number this page does not reproduce."""
+    return row.get("paper") is not None and row.get("ours") is None
 
 
 class BookError(Exception):
@@ -295,7 +308,7 @@ def scorecard_markdown(
                 row.get("experiment", ""),
                 metric,
                 _paper_cell(row),
-                format_value(row.get("ours"), metric),
+                NOT_RUN if _not_run(row) else format_value(row.get("ours"), metric),
                 _band_cell(row),
                 profile,
                 row.get("note", ""),
@@ -368,6 +381,7 @@ def scorecard_summary_markdown(
             t.within,
             t.outside,
             t.no_value,
+            t.not_run,
             t.held,
             t.verdicts.get(DOES_NOT_HOLD, 0),
             t.verdicts.get(NOT_ENOUGH_TRIALS, 0),

@@ -110,6 +110,11 @@ class PaperValue:
             raise ValueError(f"Paper value {self.value}: tolerance must be >= 0.")
 
 
+NOT_RUN = "not run here"
+"""How a row's note starts when it holds a paper's number this page does not
+reproduce (:meth:`ResultRow.not_run`)."""
+
+
 @dataclass(frozen=True)
 class ResultRow:
     """One scorecard row: our number beside the paper's (if it gives one)."""
@@ -142,6 +147,17 @@ class ResultRow:
                 f"confidence label ({', '.join(CONFIDENCE_LABELS)}), got "
                 f"{self.paper_confidence!r}."
             )
+
+    @classmethod
+    def not_run(
+        cls, experiment: str, metric: str, paper: PaperValue, why: str
+    ) -> ResultRow:
+        """A paper's number that this page does not reproduce (its setting is
+        not run here: another attack, a machine of 20 threads): the row keeps
+        the paper's value in the scorecard, with no value of ours and why."""
+        if not why:
+            raise ValueError(f"Row {experiment}/{metric}: say why it is not run.")
+        return cls.against(experiment, metric, math.nan, paper, f"{NOT_RUN}: {why}")
 
     @classmethod
     def against(

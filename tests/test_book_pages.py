@@ -178,12 +178,38 @@ def test_scorecard_summary_counts_numbers_and_claims(tmp_path: Path) -> None:
         "1",  # within the band
         "1",  # outside it
         "1",  # no paper value
+        "0",  # a paper value not run here
         "1",  # held
         "0",
         "0",
         "1",  # not tested
     ]
     assert summary[2][0] == "iDLG" and summary[2][2:5] == ["0", "1", "0"]
+
+
+def test_a_paper_value_not_run_here_is_shown_and_counted(tmp_path: Path) -> None:
+    paper = PaperValue(0.9, "Table 2", "P")
+    rows = [
+        ResultRow.not_run("cifar10/x", "ssim", paper, "the decode attack is not run"),
+        ResultRow.against("cifar10/y", "ssim", 0.5, None),
+    ]
+    write_results(
+        "dlg",
+        profile="cpu",
+        parameters={},
+        rows=rows,
+        wall_seconds=1.0,
+        directory=tmp_path,
+    )
+    record = read_results(tmp_path)[0]
+    t = book.tally(record)
+    assert (t.within, t.outside, t.no_value, t.not_run) == (0, 0, 1, 1)
+    text = book.scorecard_markdown([record], pages={})
+    shown = {row[1]: row for row in _table_rows(text, len(book.SCORECARD_COLUMNS))}
+    assert shown["cifar10/x"][4] == "not run here"
+    assert shown["cifar10/x"][7] == "not run here: the decode attack is not run"
+    with pytest.raises(ValueError, match="why"):
+        ResultRow.not_run("cifar10/x", "ssim", paper, "")
 
 
 def test_scorecard_says_when_a_paper_gives_no_value(tmp_path: Path) -> None:
