@@ -3,6 +3,8 @@ values with their sources, and the checkpoint each setting is attacked on."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -284,10 +286,16 @@ def test_a_defense_cannot_lower_an_attack_that_recovers_nothing():
     assert "An unrelated image" in defense_page.summary_text(run)
 
 
-def test_instahide_rows_carry_no_paper_number():
+def test_instahide_rows_quote_only_the_challenge_leaderboard_as_not_run():
     psnr = {"none": [30.0] * 3, "MixUp k=4": [12.0] * 3, "InstaHide k=4": [8.0] * 3}
     rows = instahide_page.rows(_instahide_run(1000, 900, psnr))
-    assert all(r.paper is None for r in rows)
+    quoted = [r for r in rows if r.paper is not None]
+    # Max- and Mean-SSIM of three leaderboard attacks, none of them run here.
+    assert len(quoted) == 6
+    assert all(r.experiment.startswith("instahide-challenge/") for r in quoted)
+    assert all(math.isnan(r.ours) and r.note.startswith("not run here") for r in quoted)
+    assert all(r.paper_confidence == "P" for r in quoted)
+    assert {r.paper for r in quoted} == {0.90, 0.43, 0.79, 0.37, 0.98, 0.47}
     assert any("NF" in r.note for r in rows if r.metric == "test_accuracy")
 
 

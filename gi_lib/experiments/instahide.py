@@ -23,7 +23,7 @@ from gi_lib.defenses.base import Defense
 from gi_lib.defenses.mixup import private_heavy_alpha
 from gi_lib.experiments import common, defense_page
 from gi_lib.params import ParameterError, check_parameters, param
-from gi_lib.results import Claim, ResultRow
+from gi_lib.results import Claim, PaperValue, ResultRow
 
 NOTEBOOK = "instahide"
 
@@ -181,10 +181,43 @@ def run(
     )
 
 
+CHALLENGE = "InstaHide Challenge leaderboard (Hazelsuko07/InstaHide_Challenge)"
+CHALLENGE_SSIM = {
+    "carlini-v1": (0.90, 0.43),
+    "carlini-v2": (0.79, 0.37),
+    "prng-attack": (0.98, 0.47),
+}
+"""The challenge's leaderboard: each attack's Max-SSIM and Mean-SSIM over the
+challenge set (100 private images, 50 encodings each, k = 6)."""
+
+
+def challenge_rows() -> list[ResultRow]:
+    """The challenge leaderboard's numbers, which this page does not run:
+    Carlini et al.'s decoding attack needs the challenge's 5,000 encodings of
+    100 private images, and the PRNG attack exploits a bug of its code."""
+    why = (
+        "Carlini et al.'s decoding attack on the InstaHide Challenge (5,000 "
+        "encodings of 100 private images, k = 6) is not implemented here; this "
+        "page attacks gradients"
+    )
+    out = []
+    for attack, (best, mean) in CHALLENGE_SSIM.items():
+        for kind, value in (("max", best), ("mean", mean)):
+            out.append(
+                ResultRow.not_run(
+                    f"instahide-challenge/{attack}/{kind}-ssim",
+                    "ssim",
+                    PaperValue(value, CHALLENGE, "P"),
+                    why,
+                )
+            )
+    return out
+
+
 def rows(result: defense_page.DefensePageRun[InstaHideParams]) -> list[ResultRow]:
-    """Accuracy per training run and per attacked checkpoint, and the
-    attacks' scores per setting."""
-    return defense_page.page_rows(result, note=PAPER_NOTE)
+    """Accuracy per training run and per attacked checkpoint, the attacks'
+    scores per setting, and the challenge leaderboard (not run here)."""
+    return defense_page.page_rows(result, note=PAPER_NOTE) + challenge_rows()
 
 
 def claims(result: defense_page.DefensePageRun[InstaHideParams]) -> list[Claim]:
