@@ -75,6 +75,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "bn_prior": "gi_lib.attacks.bn_prior",
     "rgap": "gi_lib.attacks.rgap",
     "cafe": "gi_lib.attacks.cafe",
+    "gradinversion": "gi_lib.attacks.gradinversion",
 }
 
 
