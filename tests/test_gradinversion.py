@@ -110,7 +110,9 @@ def test_multiset_accuracy_and_the_distinct_ceiling() -> None:
     generator = torch.Generator().manual_seed(0)
     draws = torch.randint(0, 10, (20000, 8), generator=generator)
     distinct = torch.tensor([len(set(row.tolist())) for row in draws]).double()
-    assert float(distinct.mean()) / 8 == pytest.approx(distinct_ceiling(8, 10), abs=0.01)
+    assert float(distinct.mean()) / 8 == pytest.approx(
+        distinct_ceiling(8, 10), abs=0.01
+    )
 
 
 def _small_bn_net(seed: int = 0) -> tuple[nn.Module, data.DatasetInfo]:
@@ -198,9 +200,7 @@ def test_attack_reaches_a_psnr_bound_on_a_small_real_problem() -> None:
         net, images, labels, num_classes=info.num_classes, model_mode="train"
     )
     observation = gi.with_sent_buffers(observation, gi.sent_bn_buffers(net, images))
-    start_psnr = float(
-        metrics.psnr(torch.full_like(images, 0.5), images).mean()
-    )
+    start_psnr = float(metrics.psnr(torch.full_like(images, 0.5), images).mean())
     attack = build_attack(
         "gradinversion",
         max_iterations=120,
