@@ -151,3 +151,11 @@ def test_tables_and_text_of_a_synthetic_run() -> None:
     assert list(frame["arm"]) == [*experiment.ARMS, *experiment.GROUP_ARMS]
     assert "smallconv16" in experiment.summary_text(result)
     assert len(experiment.label_frame(result)) == 1
+
+
+def test_verdicts_text_names_every_claim_and_its_verdict() -> None:
+    result = _result()
+    checked = experiment.claims(result)
+    text = experiment.verdicts_text(result, checked)
+    for claim in checked:
+        assert claim.claim in text and claim.verdict in text

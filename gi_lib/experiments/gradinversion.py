@@ -541,6 +541,7 @@ def label_figure(result: GradInversionRun) -> Figure:
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     networks = list(dict.fromkeys(p.network for p in result.label_points))
     styles = {"row_min": "-", "row_sum": "--", "count_aware": ":"}
+    classes = data.dataset_info(result.params.dataset).num_classes
     for axis, protocol in zip(axes, ("unique", "random"), strict=True):
         for i, network in enumerate(networks):
             points = [
@@ -569,7 +570,7 @@ def label_figure(result: GradInversionRun) -> Figure:
             )
             axis.plot(
                 sizes,
-                [100 * distinct_ceiling(k, 10) for k in sizes],
+                [100 * distinct_ceiling(k, classes) for k in sizes],
                 color="black",
                 linewidth=0.8,
                 label="ceiling of a distinct-label rule",
@@ -853,4 +854,16 @@ def summary_text(result: GradInversionRun) -> str:
         f"{p.max_iterations} steps: {parts}. The statistics recovered from the "
         f"sent buffers differed from the batch's by at most "
         f"{result.bn_recovery_error:.1e}.{label}"
+    )
+
+
+def verdicts_text(result: GradInversionRun, checked: list[Claim]) -> str:
+    """One line per claim: the verdict and this run's numbers behind it."""
+    lines = [f"- *{c.claim}*: **{c.verdict}** ({c.evidence})." for c in checked]
+    p = result.params
+    return (
+        f"What this run ({p.profile} profile, {p.num_trials} batches of "
+        f"{p.batch_size}, {p.max_iterations} steps per seed) shows, claim by "
+        "claim; where the paper's effect does not show, the numbers say by how "
+        "much:\n\n" + "\n".join(lines)
     )

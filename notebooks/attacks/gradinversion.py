@@ -272,7 +272,12 @@ rows_frame(rows)
 claims = experiment.claims(result)
 claims_table(claims)
 
+# %% tags=["hide-input"]
+glue("gi_verdicts", Markdown(experiment.verdicts_text(result, claims)), display=False)
+
 # %% [markdown]
+# {glue:md}`gi_verdicts`
+#
 # {glue:md}`gi_summary`
 
 # %% tags=["remove-input"]
