@@ -193,19 +193,24 @@ def _unique_batch(count: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_attack_reaches_a_psnr_bound_on_a_small_real_problem() -> None:
+    # Two CIFAR-10 test images with distinct labels, average-pooled to 8x8
+    # pixels (small enough for a few hundred steps), and the untrained
+    # three-layer BatchNorm ConvNet built for that size.
     torch.manual_seed(0)
-    net, info = _small_bn_net()
+    info = dataclasses.replace(data.dataset_info("cifar10"), image_size=8)
+    net = models.build_model("smallconv16", info, seed=0)
     images, labels = _unique_batch(2)
+    images = torch.nn.functional.avg_pool2d(images, 4)
     observation = fl.observe_fedsgd(
         net, images, labels, num_classes=info.num_classes, model_mode="train"
     )
     observation = gi.with_sent_buffers(observation, gi.sent_bn_buffers(net, images))
-    start_psnr = float(metrics.psnr(torch.full_like(images, 0.5), images).mean())
+    grey_psnr = float(metrics.psnr(torch.full_like(images, 0.5), images).mean())
     attack = build_attack(
         "gradinversion",
-        max_iterations=120,
+        max_iterations=200,
+        warmup_iterations=10,
         gradient_weight=1.0,
-        bn_statistics_weight=0.01,
         group=gi.GroupConfig(seeds=2, every=20, registration="translation"),
     )
     out = attack.reconstruct(observation, seed=0, truth=images)
@@ -215,7 +220,7 @@ def test_attack_reaches_a_psnr_bound_on_a_small_real_problem() -> None:
     assert sorted(out.labels.tolist()) == sorted(labels.tolist())
     matched = out.images[metrics.best_matching(out.images, images)]
     psnr = float(metrics.psnr(matched, images).mean())
-    assert psnr > max(start_psnr, 13.0)
+    assert psnr > max(grey_psnr + 1.5, 13.0)
     assert out.history[-1]["psnr"] > out.history[0]["psnr"]
     # BN_approx needs no batch statistics in the observation.
     plain = dataclasses.replace(observation, bn_statistics=None)
