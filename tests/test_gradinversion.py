@@ -229,3 +229,11 @@ def test_attack_reaches_a_psnr_bound_on_a_small_real_problem() -> None:
     build_attack("gradinversion", max_iterations=2, bn_target="running").reconstruct(
         plain
     )
+
+
+def test_registration_moves_counts_the_images_it_shifts() -> None:
+    image = torch.rand(1, 3, 10, 10, generator=torch.Generator().manual_seed(4))
+    aligned = torch.stack([image, image])
+    assert gi.registration_moves(aligned, 2) == 0.0
+    shifted = torch.stack([image, torch.roll(image, 2, dims=-1), image, image])
+    assert 0 < gi.registration_moves(shifted, 2) <= 1

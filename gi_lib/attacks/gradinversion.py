@@ -273,6 +273,21 @@ def register_to(
     return candidates[int(torch.argmax(_ncc(candidates, reference)))]
 
 
+def registration_moves(seeds: torch.Tensor, max_shift: int = 3) -> float:
+    """Fraction of the seeds' images ``(G, N, C, H, W)`` that
+    :func:`register_to` moves (a shift or a flip) when registering them to
+    the seeds' mean: 0 means the registered consensus is the lazy one."""
+    mean = seeds.mean(0)
+    identity = max_shift * (2 * max_shift + 1) + max_shift  # no flip, no shift
+    moved = [
+        int(torch.argmax(_ncc(_candidates(seeds[g, n], max_shift), mean[n])))
+        != identity
+        for g in range(seeds.shape[0])
+        for n in range(seeds.shape[1])
+    ]
+    return sum(moved) / len(moved)
+
+
 def consensus(
     seeds: torch.Tensor, registration: Registration = "mean", max_shift: int = 3
 ) -> torch.Tensor:

@@ -266,6 +266,7 @@ class Attacked:
     consensus_psnr: float | None = None
     best_seed_images: torch.Tensor | None = None
     consensus_images: torch.Tensor | None = None
+    registration_moved: float | None = None  # fraction of seed images moved
 
     @property
     def mean_psnr(self) -> float:
@@ -418,6 +419,10 @@ def attack_arm(
         record.best_seed_images = best.cpu()
         record.consensus_psnr = record.mean_psnr
         record.consensus_images = images.cpu()
+        if arm == "+ group (registered)":
+            record.registration_moved = gi.registration_moves(
+                out.seeds, params.max_shift
+            )
     return record
 
 
@@ -561,6 +566,8 @@ def label_figure(result: GradInversionRun) -> Figure:
                         xs,
                         [100 * y for y in ys],
                         style,
+                        marker="osD^v"[i % 5],
+                        markersize=3,
                         color=plots.PALETTE[i % len(plots.PALETTE)],
                         label=f"{network}, {RULES[rule]}",
                     )
@@ -607,6 +614,12 @@ def ablation_frame(result: GradInversionRun):  # noqa: ANN201 - pandas lazily
         if arm in GROUP_ARMS:
             row["best seed PSNR"] = round(
                 sum(r.best_seed_psnr or 0.0 for r in records) / len(records), 2
+            )
+            moved = [r.registration_moved for r in records]
+            row["registration moved (%)"] = (
+                round(100 * sum(moved) / len(moved), 1)  # type: ignore[arg-type]
+                if all(m is not None for m in moved)
+                else None
             )
             row["every seed PSNR"] = ", ".join(
                 f"{v:.1f}" for r in records for v in r.seeds_psnr
@@ -846,6 +859,17 @@ def summary_text(result: GradInversionRun) -> str:
             f" On unique-label batches of 8 with the trained {p.model}, row-min "
             f"restored {100 * (trained.mean('row_min') or 0):.1f}% of labels and "
             f"row-sum {100 * (trained.mean('row_sum') or 0):.1f}%."
+        )
+    moved = [
+        r.registration_moved
+        for r in result.arm("+ group (registered)")
+        if r.registration_moved is not None
+    ]
+    if moved:
+        label += (
+            f" The translation-and-flip registration moved "
+            f"{100 * sum(moved) / len(moved):.0f}% of the seeds' final images "
+            "(0% makes the registered consensus the lazy one)."
         )
     return (
         f"In this run ({p.profile} profile, {threads_text(p.num_threads)}), the "
