@@ -119,6 +119,7 @@ def test_claims_come_out_with_the_right_verdicts() -> None:
         NOT_ENOUGH_TRIALS,  # lazy group equals one seed within the spread
         NOT_ENOUGH_TRIALS,  # registered group likewise
         NOT_ENOUGH_TRIALS,  # the book's control
+        NOT_TESTED,  # no best-seed images in the synthetic run
         NOT_TESTED,  # LPIPS not measured offline
     ]
 
