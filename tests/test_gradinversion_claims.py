@@ -160,3 +160,11 @@ def test_verdicts_text_names_every_claim_and_its_verdict() -> None:
     text = experiment.verdicts_text(result, checked)
     for claim in checked:
         assert claim.claim in text and claim.verdict in text
+
+
+def test_history_figure_draws_every_arm() -> None:
+    result = _result()
+    for record in result.attacked:
+        record.history = [(0.0, 9.0), (10.0, 12.0)]
+    figure = experiment.history_figure(result)
+    assert len(figure.axes[0].lines) == len(OFFSETS)

@@ -696,9 +696,27 @@ def group_figure(result: GradInversionRun) -> Figure:
 
 
 def history_figure(result: GradInversionRun) -> Figure:
-    """PSNR during the attack (first batch), per arm."""
-    series = {a.arm: a.history for a in result.attacked if a.trial == 0 and a.history}
-    return plots.curves(series, xlabel="iteration", ylabel="PSNR (dB), mean over seeds")
+    """PSNR during the attack (first batch), per arm (group arms dashed)."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7.0, 3.4))
+    records = [a for a in result.attacked if a.trial == 0 and a.history]
+    for i, record in enumerate(records):
+        xs, ys = zip(*record.history, strict=True)
+        axis.plot(
+            xs,
+            ys,
+            linestyle="--" if record.arm in GROUP_ARMS else "-",
+            color=plots.PALETTE[i % len(plots.PALETTE)],
+            linewidth=1.4,
+            label=record.arm,
+        )
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("PSNR (dB), mean over seeds")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    return figure
 
 
 # ---------------------------------------------------------------------------
