@@ -74,6 +74,7 @@ PAPERS: tuple[Paper, ...] = (
         "CVPR 2021",
         "attack",
         "BatchNorm statistics, approximate private labels",
+        "attacks/gradinversion",
     ),
     Paper(
         "gias",

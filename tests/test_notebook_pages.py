@@ -39,6 +39,7 @@ THREAT_MODEL_FLAGS = {
     "attacks/dlg": {"reveal_labels"},
     "attacks/idlg": {"reveal_labels"},
     "attacks/inverting_gradients": {"reveal_labels", "model_mode"},
+    "attacks/gradinversion": {"reveal_labels", "model_mode"},
     "defenses/pruning": {"defense"},
     "defenses/dpsgd": {"defense"},
     "defenses/mixup": {"defense"},

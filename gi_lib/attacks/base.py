@@ -53,6 +53,12 @@ class OptimConfig:
         signed: step on the sign of the gradient (Inverting Gradients; Adam only).
         lr_decay: divide the step size by 10 at 3/8, 5/8 and 7/8 of
             ``max_iterations`` (Inverting Gradients' schedule).
+        warmup_iterations: raise the step size linearly from ``lr /
+            warmup_iterations`` to ``lr`` over the first this many steps
+            (Adam only; 0: no warm-up).
+        cosine_decay: after the warm-up, decay the step size from ``lr`` to 0
+            along a half cosine over the remaining iterations (Adam only;
+            not with ``lr_decay``).
         batched_restarts: run the restarts as one vectorised computation
             (``torch.func.vmap``; Adam only, and only for attacks whose
             objective is vmappable); the numbers agree with sequential
@@ -82,6 +88,8 @@ class OptimConfig:
     box_constraint: bool = False
     signed: bool = False
     lr_decay: bool = False
+    warmup_iterations: int = 0
+    cosine_decay: bool = False
     batched_restarts: bool = False
     stop_loss: float | None = None
     on_divergence: Literal["raise", "stop"] = "raise"
@@ -114,6 +122,17 @@ class OptimConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}.")
+        if not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
+            raise ValueError(
+                "warmup_iterations must be an integer >= 0, got "
+                f"{self.warmup_iterations!r}."
+            )
+        if self.lr_decay and self.cosine_decay:
+            raise ValueError("choose one schedule: lr_decay or cosine_decay.")
+        if self.optimizer == "lbfgs" and (self.warmup_iterations or self.cosine_decay):
+            raise ValueError(
+                "warm-up and cosine decay are schedules of optimizer='adam'."
+            )
         if self.optimizer == "lbfgs" and (
             self.signed or self.batched_restarts or self.compile
         ):
@@ -368,6 +387,11 @@ class Problem:
         vmappable: the objective works under ``torch.func.vmap``, so
             restarts can be batched.
         description: progress-bar label.
+        after_step: called (without autograd) after every Adam step and
+            before the box constraint, as ``after_step(iteration, variables,
+            lr)`` with the variables of the restarts run together (each
+            ``(G, ...)``) and the step size that step used; it may change
+            the variables in place (a noise step, a consensus refresh).
     """
 
     objective: Objective
@@ -376,6 +400,7 @@ class Problem:
     space: ImageSpace
     vmappable: bool = False
     description: str = "attack"
+    after_step: Callable[[int, Variables, float], None] | None = None
 
 
 def normal_start(
@@ -420,6 +445,20 @@ def l2_matching_problem(
         space=pixel_space(device),
         description=description,
     )
+
+
+def warmup_cosine_factor(
+    step: int, max_iterations: int, warmup: int, cosine: bool
+) -> float:
+    """The step size of step ``step`` (from 0) as a fraction of ``lr``: a
+    linear warm-up over ``warmup`` steps, then a half cosine to 0 if
+    ``cosine``, else constant."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if not cosine:
+        return 1.0
+    span = max(1, max_iterations - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
 
 
 def lr_milestones(max_iterations: int) -> list[int]:
@@ -562,13 +601,21 @@ class _Loop:
         config = self.config
         variables = group.variables
         optimizer = torch.optim.Adam(variables, lr=config.lr)
-        scheduler = (
-            torch.optim.lr_scheduler.MultiStepLR(
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        if config.lr_decay:
+            scheduler = torch.optim.lr_scheduler.MultiStepLR(
                 optimizer, milestones=lr_milestones(config.max_iterations), gamma=0.1
             )
-            if config.lr_decay
-            else None
-        )
+        elif config.warmup_iterations or config.cosine_decay:
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer,
+                lambda step: warmup_cosine_factor(
+                    step,
+                    config.max_iterations,
+                    config.warmup_iterations,
+                    config.cosine_decay,
+                ),
+            )
         step = self.step_function()
         for iteration in range(1, config.max_iterations + 1):
             matching, gradients = step(variables)
@@ -596,9 +643,13 @@ class _Loop:
                             g[r] = 0
             for variable, g in zip(variables, gradients, strict=True):
                 variable.grad = g.sign() if config.signed else g
+            used_lr = float(optimizer.param_groups[0]["lr"])
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
+            if self.problem.after_step is not None:
+                with torch.no_grad():
+                    self.problem.after_step(iteration, variables, used_lr)
             self.box(variables)
             for r, value in enumerate(values):
                 group.losses[r].append(value)

@@ -63,7 +63,14 @@ def _gradattack_optim() -> OptimConfig:
 def bn_priors(
     *, tv_weight: float, bn_weight: float, first_bn_multiplier: float = 10.0
 ) -> tuple[Prior, ...]:
-    """Total variation, then the BatchNorm prior (the order they are added in)."""
+    """Total variation, then the BatchNorm prior (the order they are added in).
+
+    The first BatchNorm layer's term is multiplied by ``first_bn_multiplier``:
+    10 by default here, DeepInversion's ``first_bn_multiplier`` (NVlabs'
+    code; breaching and the GIAS code hard-code it). GradAttack exposes the
+    same option with a class default of 1; its CIFAR-10 example does not set
+    it, and 10 appears there only in a commented-out config.
+    """
     return (
         Prior("tv", tv_weight),
         Prior(
@@ -86,8 +93,9 @@ class BNPriorConfig:
         bn_target: ``"observed"`` (the private batch's statistics, carried by
             the observation) or ``"running"`` (the model's).
         priors: total variation (0.1 with exact statistics, 0.05 without, in
-            GradAttack's examples) and the BatchNorm prior (0.005 and 0.001,
-            the first layer's term times 10).
+            GradAttack's examples) and the BatchNorm prior (0.005 and 0.001);
+            the first layer's term is multiplied by 10 here, DeepInversion's
+            factor, not GradAttack's default of 1 (see :func:`bn_priors`).
     """
 
     optim: OptimConfig = field(default_factory=_gradattack_optim)

@@ -109,8 +109,9 @@ def bn_statistics(
 ) -> torch.Tensor:
     """Sum over layers of ``||mean - target mean|| + ||var - target var||``.
 
-    The first layer's term is multiplied by ``first_multiplier`` (GradAttack's
-    ``first_bn_multiplier``, 10 in its examples, after Yin et al.).
+    The first layer's term is multiplied by ``first_multiplier``
+    (DeepInversion's ``first_bn_multiplier``, 10 in NVlabs' code and
+    hard-coded in breaching; GradAttack's option of that name defaults to 1).
     """
     records, target = context.bn_records, context.bn_target
     if target is None:

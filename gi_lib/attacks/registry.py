@@ -79,6 +79,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "cocktail_party": "gi_lib.attacks.cocktail_party",
     "fastica": "gi_lib.attacks.cocktail_party",
     "robbing_the_fed": "gi_lib.attacks.imprint",
+    "gradinversion": "gi_lib.attacks.gradinversion",
 }
 
 
