@@ -75,6 +75,8 @@ BUILTIN_MODULES: dict[str, str] = {
     "bn_prior": "gi_lib.attacks.bn_prior",
     "rgap": "gi_lib.attacks.rgap",
     "cafe": "gi_lib.attacks.cafe",
+    "gi_z": "gi_lib.attacks.gias",
+    "gias": "gi_lib.attacks.gias",
 }
 
 
