@@ -70,6 +70,9 @@ class GIASParams(ExperimentParams):
     batch_size: int = param("images per attacked batch (distinct labels)", minimum=1)
     ngf: int = param("generator width (the GIAS code's ngf: 64)", minimum=1)
     gan_epochs: int = param("GAN training epochs over the train split", minimum=1)
+    gan_images: int = param(
+        "training images drawn for the GAN (at most the train split)", minimum=1
+    )
     classifier_epochs: int = param(
         "epochs of the classifier that checks the samples", minimum=1
     )
@@ -246,6 +249,7 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
         seed=params.seed,
         device=device,
         ngf=params.ngf,
+        num_images=params.gan_images,
     )
     stress = generators.trained_generator(
         params.dataset,
@@ -253,6 +257,7 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
         seed=params.seed,
         device=device,
         ngf=params.ngf,
+        num_images=params.gan_images,
         classes=params.generator_classes,
     )
     classifier = training.trained_model(
@@ -467,8 +472,9 @@ def summary_text(result: GIASResult) -> str:
         return f"{arm} {mean(setting.psnr(arm)):.1f} dB"
 
     return (
-        f"The generator (DCGAN, ngf {p.ngf}, {p.gan_epochs} epochs on the train "
-        f"split) was {trained}. A classifier trained on {p.classifier_images} "
+        f"The generator (DCGAN, ngf {p.ngf}, {p.gan_epochs} epochs over up to "
+        f"{p.gan_images} training images) was {trained}. A classifier trained "
+        f"on {p.classifier_images} "
         f"images (test accuracy {result.classifier_accuracy:.2f}) gives its "
         f"samples a mean top-class probability of {conf.mean_confidence:.2f} "
         f"({conf.share_confident:.0%} above {conf.threshold}; on real test "
