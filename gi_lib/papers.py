@@ -83,6 +83,7 @@ PAPERS: tuple[Paper, ...] = (
         "NeurIPS 2021",
         "attack",
         "a GAN trained on the data distribution",
+        "attacks/gias",
     ),
     Paper(
         "cafe",

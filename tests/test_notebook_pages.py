@@ -40,6 +40,7 @@ THREAT_MODEL_FLAGS = {
     "attacks/idlg": {"reveal_labels"},
     "attacks/inverting_gradients": {"reveal_labels", "model_mode"},
     "attacks/gradinversion": {"reveal_labels", "model_mode"},
+    "attacks/gias": {"reveal_labels"},
     "defenses/pruning": {"defense"},
     "defenses/dpsgd": {"defense"},
     "defenses/mixup": {"defense"},

@@ -9,7 +9,7 @@ Every attack is reachable by name with one contract (see
     reconstruction = attack.reconstruct(observation, seed=0)
 
 The paper modules (``dlg``, ``idlg``, ``inverting``, ``bn_prior``, ``rgap``,
-``cafe``) are imported when their attack is first built by name, or
+``cafe``, ``gias``) are imported when their attack is first built by name, or
 directly (``from gi_lib.attacks import inverting``).
 """
 

@@ -80,6 +80,8 @@ BUILTIN_MODULES: dict[str, str] = {
     "fastica": "gi_lib.attacks.cocktail_party",
     "robbing_the_fed": "gi_lib.attacks.imprint",
     "gradinversion": "gi_lib.attacks.gradinversion",
+    "gi_z": "gi_lib.attacks.gias",
+    "gias": "gi_lib.attacks.gias",
 }
 
 
