@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gi_lib.defenses import _ckks, _lwe, _paillier, he
+from gi_lib.defenses import _bfv, _ckks, _lwe, _paillier, he
 from gi_lib.defenses._fixedpoint import FixedPointOverflow
 from gi_lib.defenses._he_random import KeyStream, derive_key, gaussian_bound
 from gi_lib.defenses.aggregation import SERVER, DropoutSchedule, ProtocolAbort
@@ -30,6 +30,11 @@ def paillier() -> he.PaillierBackend:
 @pytest.fixture(scope="module")
 def ckks() -> he.CKKSBackend:
     return he.CKKSBackend(max_summands=8, poly_degree=4096, coeff_bits=(54, 55))
+
+
+@pytest.fixture(scope="module")
+def bfv() -> he.BFVBackend:
+    return he.BFVBackend(max_summands=8, poly_degree=4096, plain_bits=36)
 
 
 def _updates(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -210,15 +215,74 @@ def test_ckks_wrong_parameters_fail_at_set_up(kwargs, message):
 
 
 # ---------------------------------------------------------------------------
+# BFV
+# ---------------------------------------------------------------------------
+
+
+def test_bfv_sum_is_the_fixed_point_sum_exactly(bfv):
+    updates = _updates(8, 5000, seed=4)  # two chunks of 4096 slots
+    updates[0][:4] = [8.0, -8.0, 100.0, -100.0]  # at and beyond the clip
+    total = _encrypted_sum(bfv, updates)
+    assert total.count == 8 and len(total.chunks) == 2
+    want = sum(bfv.encode(u) for u in updates)
+    assert np.array_equal(bfv.decrypt_integers(total), want)
+    assert np.array_equal(bfv.decrypt(total), want / bfv.codec.scale)
+
+
+def test_bfv_plaintext_modulus_is_a_batching_prime():
+    t = _bfv.batching_prime(4096, 36)
+    assert t.bit_length() == 36 and t % (2 * 4096) == 1
+    assert all(t % d for d in range(2, 2000))
+    assert _bfv.batching_prime(4096, 36) == _bfv.BFVParams(4096, 36).plain_modulus
+
+
+def test_bfv_refuses_a_sum_the_plaintext_modulus_cannot_hold():
+    # 64 summands of clip 8 at 30 fractional bits need 2^39 > the 2^35 of t.
+    with pytest.raises(ValueError, match="overflows"):
+        he.BFVBackend(frac_bits=30, max_summands=64, poly_degree=4096, plain_bits=36)
+
+
+def test_bfv_refuses_more_summands_than_it_was_checked_for(bfv):
+    total = bfv.encrypt(np.ones(3))
+    for _ in range(7):
+        total = bfv.add(total, bfv.encrypt(np.ones(3)))
+    with pytest.raises(ValueError, match="more than the 8"):
+        bfv.add(total, bfv.encrypt(np.ones(3)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poly_degree": 1000}, "poly_degree must be one of"),
+        ({"plain_bits": 10}, "plain_bits must be"),
+        ({"poly_degree": 4096, "plain_bits": 50}, "plain_bits must be"),
+        ({"max_summands": 0}, "max_summands"),
+    ],
+)
+def test_bfv_wrong_parameters_fail_at_set_up(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _bfv.BFVParams(**kwargs).check()
+
+
+def test_bfv_malformed_payload_is_rejected(bfv):
+    server = bfv.public()
+    payload = server.to_bytes(bfv.encrypt(np.ones(5)))
+    with pytest.raises(ValueError, match="BFV ciphertext"):
+        server.from_bytes(payload[:10])
+    with pytest.raises(ValueError, match="BFV ciphertext"):
+        server.from_bytes(payload + b"x")
+
+
+# ---------------------------------------------------------------------------
 # The shared interface, the harness and the server's view
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["lwe", "paillier", "ckks", "plaintext"])
-def backend(request, lwe, paillier, ckks):
+@pytest.fixture(scope="module", params=["lwe", "paillier", "ckks", "bfv", "plaintext"])
+def backend(request, lwe, paillier, ckks, bfv):
     if request.param == "plaintext":
         return he.PlaintextBackend(frac_bits=24)
-    return {"lwe": lwe, "paillier": paillier, "ckks": ckks}[request.param]
+    return {"lwe": lwe, "paillier": paillier, "ckks": ckks, "bfv": bfv}[request.param]
 
 
 SHAPES = [(6, 5), (7,)]

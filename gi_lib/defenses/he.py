@@ -24,10 +24,12 @@ ciphertexts, decrypt, bytes of a ciphertext):
   (:mod:`gi_lib.defenses._paillier`);
 * ``"ckks"``: CKKS through ``tenseal``, today's approximate alternative
   (:mod:`gi_lib.defenses._ckks`);
+* ``"bfv"``: BFV through ``tenseal``, today's exact alternative, on the
+  fixed-point integers as the paper's scheme (:mod:`gi_lib.defenses._bfv`);
 * ``"plaintext"``: no encryption (the float update, or its fixed-point
   integers), the baseline the others are measured against.
 
-The exact backends (LWE, Paillier) encrypt the fixed-point integers of an
+The exact backends (LWE, Paillier, BFV) encrypt the fixed-point integers of an
 update (:class:`gi_lib.defenses._fixedpoint.FixedPoint`: clip, scale by
 2^frac_bits, round), so a decrypted sum equals the plaintext fixed-point sum
 exactly; CKKS encrypts reals and decrypts a sum within
@@ -52,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from gi_lib.defenses import _ckks, _lwe, _paillier
+from gi_lib.defenses import _bfv, _ckks, _lwe, _paillier
 from gi_lib.defenses._fixedpoint import FixedPoint
 from gi_lib.defenses.aggregation import (
     SERVER,
@@ -68,7 +70,7 @@ from gi_lib.defenses.aggregation import (
 LWEParams = _lwe.LWEParams
 """The LWE scheme's parameters (re-exported: the paper's by default)."""
 
-BACKENDS = ("lwe", "paillier", "ckks", "plaintext")
+BACKENDS = ("lwe", "paillier", "ckks", "bfv", "plaintext")
 """The backend names :func:`make_backend` accepts."""
 
 
@@ -340,6 +342,65 @@ class CKKSBackend(_CKKSEvaluator, HEBackend):
         return self.params.tolerance(count)
 
 
+class _BFVEvaluator(Evaluator):
+    name = "bfv"
+
+    def __init__(self, public: _bfv.BFVPublic) -> None:
+        self._public = public
+
+    def add(self, a: _bfv.BFVCiphertext, b: _bfv.BFVCiphertext) -> _bfv.BFVCiphertext:
+        return self._public.add(a, b)
+
+    def to_bytes(self, ciphertext: _bfv.BFVCiphertext) -> bytes:
+        return self._public.to_bytes(ciphertext)
+
+    def from_bytes(self, payload: bytes) -> _bfv.BFVCiphertext:
+        return self._public.from_bytes(payload)
+
+
+class BFVBackend(_BFVEvaluator, HEBackend):
+    """BFV through tenseal on the fixed-point integers of an update (exact).
+
+    Args:
+        frac_bits: fractional bits of the fixed-point encoding.
+        clip: values are clipped to [-clip, clip] first.
+        max_summands: the most ciphertexts that will be added into one.
+        poly_degree, plain_bits: see :class:`_bfv.BFVParams`.
+
+    Raises:
+        ValueError: the plaintext modulus cannot hold the sum of
+            ``max_summands`` encodings (it says what to change).
+    """
+
+    def __init__(
+        self,
+        *,
+        frac_bits: int = 24,
+        clip: float = 8.0,
+        max_summands: int = 64,
+        poly_degree: int = 8192,
+        plain_bits: int = 41,
+    ) -> None:
+        self.params = _bfv.BFVParams(poly_degree, plain_bits, max_summands)
+        self.params.check()
+        self.codec = FixedPoint(frac_bits, clip, prime=self.params.plain_modulus)
+        self.codec.check(max_summands)
+        self._scheme = _bfv.BFVScheme(self.params)
+        super().__init__(self._scheme)
+
+    def encrypt(self, update: np.ndarray) -> _bfv.BFVCiphertext:
+        return self._scheme.encrypt(self.encode(_check_update(update)))
+
+    def decrypt_integers(self, ciphertext: _bfv.BFVCiphertext) -> np.ndarray:
+        return self._scheme.decrypt(ciphertext)
+
+    def decrypt(self, ciphertext: _bfv.BFVCiphertext) -> np.ndarray:
+        return self.decrypt_integers(ciphertext).astype(np.float64) / self.codec.scale
+
+    def public(self) -> Evaluator:
+        return _BFVEvaluator(self._scheme.public())
+
+
 @dataclass
 class PlainCiphertext:
     """A plaintext "ciphertext": the values themselves.
@@ -419,14 +480,15 @@ def make_backend(
     """A backend by name (:data:`BACKENDS`), with its own options.
 
     Args:
-        name: ``"lwe"``, ``"paillier"``, ``"ckks"`` or ``"plaintext"``.
+        name: ``"lwe"``, ``"paillier"``, ``"ckks"``, ``"bfv"`` or ``"plaintext"``.
         frac_bits, clip: the fixed-point encoding (CKKS uses only the clip;
             the plaintext backend sends floats unless ``fixed_point=True``).
         max_summands: the most ciphertexts added into one.
         seed: reproducible keys and noise where the backend draws them.
         options: ``params=`` (:class:`_lwe.LWEParams`) for LWE; ``key_bits``
             for Paillier; ``poly_degree``, ``coeff_bits``, ``scale_bits`` for
-            CKKS; ``fixed_point`` for the plaintext backend.
+            CKKS; ``poly_degree``, ``plain_bits`` for BFV; ``fixed_point`` for
+            the plaintext backend.
     """
     if name == "lwe":
         return LWEBackend(
@@ -446,6 +508,10 @@ def make_backend(
         )
     if name == "ckks":
         return CKKSBackend(clip=clip, max_summands=max_summands, **options)
+    if name == "bfv":
+        return BFVBackend(
+            frac_bits=frac_bits, clip=clip, max_summands=max_summands, **options
+        )
     if name == "plaintext":
         fixed = options.pop("fixed_point", False)
         if options:

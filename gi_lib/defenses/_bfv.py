@@ -1,0 +1,211 @@
+"""BFV through ``tenseal``: today's exact additively homomorphic choice.
+
+BFV (Brakerski 2012; Fan, Vercauteren 2012) encrypts vectors of integers
+modulo a plaintext modulus ``t`` into ring-LWE ciphertexts of
+``poly_degree`` slots (batching needs a prime ``t = 1 mod 2 poly_degree``);
+adding ciphertexts adds the vectors slot by slot modulo ``t``, and
+decryption is exact. Like the paper's LWE scheme it encrypts the fixed-point
+integers of an update, so a decrypted sum equals the sum of the clients'
+encodings bit for bit, provided that sum stays within ``+-(t - 1) / 2``
+(:class:`gi_lib.defenses._fixedpoint.FixedPoint` checks it for the clip,
+precision and number of summands). tenseal decodes slots as signed
+integers.
+
+The plaintext modulus is the smallest prime ``t = 1 mod 2 poly_degree``
+with ``plain_bits`` bits (found with sympy's primality test); the
+coefficient modulus is SEAL's default for the ring degree at 128-bit
+security, which leaves noise budget for many thousands of additions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import tenseal as ts
+from sympy import isprime
+
+from gi_lib.defenses._summands import check_sizes, summed_count
+
+RING_DEGREES = (4096, 8192, 16384, 32768)
+_MAGIC = b"BFV1"
+_HEADER = struct.Struct("<4sQQI")  # magic, size, count, chunks
+
+
+@functools.cache
+def batching_prime(poly_degree: int, bits: int) -> int:
+    """The smallest prime ``t = 1 mod 2 poly_degree`` of ``bits`` bits."""
+    step = 2 * poly_degree
+    k = -(-(2 ** (bits - 1)) // step)  # the first multiple at or above 2^(bits-1)
+    while (t := k * step + 1).bit_length() == bits:
+        if isprime(t):
+            return t
+        k += 1
+    raise ValueError(
+        f"BFV: no {bits}-bit prime is 1 mod {step}; choose more plain_bits."
+    )
+
+
+@dataclass(frozen=True)
+class BFVParams:
+    """BFV parameters.
+
+    Attributes:
+        poly_degree: the ring degree N (slots per ciphertext).
+        plain_bits: bits of the plaintext modulus t (a batching prime).
+        max_summands: K, the most ciphertexts ever added into one.
+    """
+
+    poly_degree: int = 8192
+    plain_bits: int = 41
+    max_summands: int = 64
+
+    @property
+    def slots(self) -> int:
+        return self.poly_degree
+
+    @property
+    def plain_modulus(self) -> int:
+        return batching_prime(self.poly_degree, self.plain_bits)
+
+    def check(self) -> None:
+        """Raise a ValueError, saying what to change, unless valid."""
+        if self.poly_degree not in RING_DEGREES:
+            raise ValueError(
+                f"BFV: poly_degree must be one of "
+                f"{', '.join(map(str, RING_DEGREES))}, got {self.poly_degree}."
+            )
+        limit = 60 if self.poly_degree >= 8192 else 40
+        if (
+            int(self.plain_bits) != self.plain_bits
+            or not 18 <= self.plain_bits <= limit
+        ):
+            raise ValueError(
+                f"BFV: plain_bits must be an integer from 18 to {limit} at "
+                f"poly_degree {self.poly_degree}, got {self.plain_bits}."
+            )
+        if int(self.max_summands) != self.max_summands or self.max_summands < 1:
+            raise ValueError(
+                f"BFV: max_summands must be >= 1, got {self.max_summands}."
+            )
+
+
+@dataclass
+class BFVCiphertext:
+    """An encrypted flat integer vector: one BFV vector per ``slots`` values.
+
+    Attributes:
+        chunks: the tenseal vectors.
+        size: how many values they hold.
+        count: how many fresh encryptions were added into them (public).
+    """
+
+    chunks: list[ts.BFVVector]
+    size: int
+    count: int = 1
+
+
+class BFVPublic:
+    """The server's view: a context without the secret key (it can add)."""
+
+    def __init__(self, params: BFVParams, context: ts.Context) -> None:
+        self.params = params
+        self.context = context
+
+    def add(self, a: BFVCiphertext, b: BFVCiphertext) -> BFVCiphertext:
+        """Slot-wise sum (a ValueError past ``max_summands`` or on a size mismatch)."""
+        check_sizes(a, b, parts=(len(a.chunks), len(b.chunks)))
+        limit = self.params.max_summands
+        count = summed_count(
+            a, b, limit, f", more than the {limit} the parameters were checked for."
+        )
+        return BFVCiphertext(
+            [x + y for x, y in zip(a.chunks, b.chunks, strict=True)], a.size, count
+        )
+
+    def to_bytes(self, c: BFVCiphertext) -> bytes:
+        """A 24-byte header, then each chunk's length and SEAL serialisation."""
+        parts = [_HEADER.pack(_MAGIC, c.size, c.count, len(c.chunks))]
+        for chunk in c.chunks:
+            body = chunk.serialize()
+            parts += [struct.pack("<Q", len(body)), body]
+        return b"".join(parts)
+
+    def from_bytes(self, payload: bytes) -> BFVCiphertext:
+        """Inverse of :meth:`to_bytes` (a ValueError for a malformed payload)."""
+        if len(payload) < _HEADER.size:
+            raise ValueError("BFV ciphertext: payload shorter than its header.")
+        magic, size, count, chunks = _HEADER.unpack_from(payload)
+        if magic != _MAGIC or chunks != max(1, math.ceil(size / self.params.slots)):
+            raise ValueError("BFV ciphertext: malformed header.")
+        offset, out = _HEADER.size, []
+        for _ in range(chunks):
+            if offset + 8 > len(payload):
+                raise ValueError("BFV ciphertext: truncated payload.")
+            (length,) = struct.unpack_from("<Q", payload, offset)
+            offset += 8
+            out.append(
+                ts.bfv_vector_from(self.context, payload[offset : offset + length])
+            )
+            offset += length
+        if offset != len(payload):
+            raise ValueError("BFV ciphertext: trailing bytes.")
+        return BFVCiphertext(out, int(size), int(count))
+
+
+class BFVScheme(BFVPublic):
+    """A participant's view: the context with its secret key.
+
+    Args:
+        params: the BFV parameters (checked here).
+    """
+
+    name = "bfv"
+
+    def __init__(self, params: BFVParams | None = None) -> None:
+        params = params or BFVParams()
+        params.check()
+        context = ts.context(
+            ts.SCHEME_TYPE.BFV,
+            poly_modulus_degree=params.poly_degree,
+            plain_modulus=params.plain_modulus,
+            n_threads=1,
+        )
+        super().__init__(params, context)
+
+    def public(self) -> BFVPublic:
+        """The server's view: a copy of the context without the secret key."""
+        public = self.context.copy()
+        public.make_context_public()
+        return BFVPublic(self.params, public)
+
+    def encrypt(self, values: np.ndarray) -> BFVCiphertext:
+        """Encrypt a flat vector of signed integers, each within
+        ``+-(t - 1) / 2`` (a ValueError otherwise)."""
+        x = np.asarray(values).reshape(-1)
+        if x.size and not np.issubdtype(x.dtype, np.integer):
+            raise TypeError(f"BFV encrypts integers, got {x.dtype}.")
+        half = (self.params.plain_modulus - 1) // 2
+        if x.size and int(np.abs(x).max()) > half:
+            raise ValueError(
+                f"BFV: a value of {int(np.abs(x).max())} exceeds the +-{half} the "
+                "plaintext modulus holds."
+            )
+        slots = self.params.slots
+        chunks = [
+            ts.bfv_vector(self.context, x[start : start + slots].tolist())
+            for start in range(0, max(x.size, 1), slots)
+        ]
+        return BFVCiphertext(chunks, int(x.size), 1)
+
+    def decrypt(self, c: BFVCiphertext) -> np.ndarray:
+        """The exact slot-wise sum (int64, signed)."""
+        if not c.chunks:
+            return np.zeros(0, dtype=np.int64)
+        out = np.concatenate(
+            [np.asarray(chunk.decrypt(), dtype=np.int64) for chunk in c.chunks]
+        )
+        return out[: c.size]
