@@ -6,12 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gi_lib.params import (
-    ExperimentParams,
-    ParameterError,
-    check_parameters,
-    param,
-)
+from gi_lib.params import ExperimentParams, ParameterError, check_parameters, param
 from gi_lib.results import DEFAULT_BANDS
 
 NOTEBOOK = "he"
