@@ -108,7 +108,7 @@ def test_lightsecagg_speedup_row_quotes_the_paper_where_the_metric_exists(
     if "speedup" not in results.METRICS:  # the lead adds it to gi_lib.results
         assert not [r for r in lightsecagg.rows(run) if r.metric == "speedup"]
         monkeypatch.setattr(results, "METRICS", (*results.METRICS, "speedup"))
-        monkeypatch.setattr(lightsecagg, "METRICS", results.METRICS)
+        monkeypatch.setattr(lightsecagg.report, "METRICS", results.METRICS)
     rows = [r for r in lightsecagg.rows(run) if r.metric == "speedup"]
     quoted = [r for r in rows if r.paper is not None]
     assert len(rows) == 2 and len(quoted) == 1
