@@ -5,6 +5,7 @@ the verdicts follow the numbers."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -31,6 +32,8 @@ CPU = {
     "paillier_sizes": "500",
     "ckks_poly_degree": 8192,
     "ckks_sizes": "20000",
+    "bfv_poly_degree": 8192,
+    "bfv_sizes": "20000",
     "timing_repeats": 1,
     "harness_clients": 3,
     "harness_size": 100,
@@ -105,7 +108,7 @@ def test_one_trial_is_not_enough_for_the_attack_claims():
 
 def test_table3_values_are_cited_only_at_its_sizes_and_parameters():
     rows = experiment.rows(_result())
-    cited = [r for r in rows if r.paper is not None]
+    cited = [r for r in rows if r.paper is not None and math.isfinite(r.ours)]
     assert {r.experiment.split(", n_gd = ")[1] for r in cited} == {"20000"}
     assert len(cited) == 3  # Enc, Dec, Add at 20,000
     for row in cited:
@@ -116,7 +119,20 @@ def test_table3_values_are_cited_only_at_its_sizes_and_parameters():
     add = next(r for r in cited if ": Add," in r.experiment)
     assert add.paper == pytest.approx(51e-6)
     other = experiment.rows(_result(lwe_n=256))
-    assert all(r.paper is None for r in other)
+    assert all(r.paper is None for r in other if math.isfinite(r.ours))
+
+
+def test_the_20_thread_column_and_the_estimate_are_listed_as_not_run():
+    rows = experiment.rows(_result())
+    listed = [r for r in rows if r.paper is not None and math.isnan(r.ours)]
+    assert len(listed) == 8 * 3 + 1  # every size and operation, and the estimate
+    assert all(r.note.startswith("not run here") for r in listed)
+    assert all(r.paper_confidence == "T" for r in listed)
+    enc = next(
+        r for r in listed if r.experiment.endswith("Enc, n_gd = 100000 (20 threads)")
+    )
+    assert enc.paper == pytest.approx(0.1889)
+    assert any(r.paper == pytest.approx(0.4055) for r in listed)
 
 
 def test_every_row_has_a_known_metric_and_the_attack_rows_are_there():
@@ -131,6 +147,7 @@ def test_every_row_has_a_known_metric_and_the_attack_rows_are_there():
     [
         ({"train_participants": 1}, "at least 2"),
         ({"ckks_poly_degree": 5000}, "4096, 8192"),
+        ({"bfv_poly_degree": 5000}, "bfv_poly_degree must be"),
         ({"train_images": 100}, "at least one mini-batch"),
         ({"model": "lenet"}, "model"),
     ],

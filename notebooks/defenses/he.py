@@ -26,10 +26,11 @@
 # **Setting.** The paper's shared-key asynchronous system: the participants
 # share one key pair; the server stores the encrypted model E(W); a
 # participant downloads E(W), decrypts it, computes the gradient G of a
-# mini-batch and uploads E(-alpha G), which the server adds to E(W). Three
+# mini-batch and uploads E(-alpha G), which the server adds to E(W). Four
 # backends behind one interface (`gi_lib.defenses.he`): the paper's LWE scheme
 # with its parameters (n_lwe = 3000, s = 8, p = 2^48 + 1, q = 2^77), packed
-# Paillier, and CKKS through `tenseal` as today's alternative. Where ours
+# Paillier, and CKKS (approximate) and BFV (exact) through `tenseal` as
+# today's alternatives. Where ours
 # differs: **q = 2^77 is not changed**, but it does not fit numpy's int64, so
 # every element of Z_q is held as three limbs of 26, 26 and 25 bits whose
 # products with the small noise and secret-key matrices are exact float64
@@ -71,6 +72,8 @@ paillier_key_bits = 2048
 paillier_sizes = "500,1000"
 ckks_poly_degree = 8192
 ckks_sizes = "20000,100000"
+bfv_poly_degree = 8192
+bfv_sizes = "20000,100000"
 timing_repeats = 3
 harness_clients = 3
 harness_size = 1000
@@ -224,7 +227,7 @@ glue("he_table3", experiment.table3_frame(result), display=False)
 #
 # The server's ciphertexts give the attack nothing: decoded without the key
 # they are pseudorandom values mod p, and what comes back is no closer to the
-# private image than an unrelated digit is. Paillier's and CKKS's ciphertexts
+# private image than an unrelated digit is. Paillier's, CKKS's and BFV's ciphertexts
 # cannot even be fed to the attack without such a reinterpretation: they hold
 # one 4096-bit number per few dozen values, or polynomials of another length.
 # The leak the paper's threat model leaves open is on the participants' side:

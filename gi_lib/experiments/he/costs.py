@@ -53,7 +53,7 @@ def _lwe_params(params: HEParams) -> _lwe.LWEParams:
 def _backends(
     params: HEParams, max_summands: int
 ) -> tuple[dict[str, he.HEBackend], dict[str, float]]:
-    """The three encrypted backends, each keyed once, and the CPU seconds
+    """The four encrypted backends, each keyed once, and the CPU seconds
     their key generation took."""
     small = max(2, params.harness_clients)
     makers = {
@@ -73,6 +73,12 @@ def _backends(
         ),
         "ckks": lambda: he.CKKSBackend(
             clip=params.clip, max_summands=small, poly_degree=params.ckks_poly_degree
+        ),
+        "bfv": lambda: he.BFVBackend(
+            frac_bits=params.frac_bits,
+            clip=params.clip,
+            max_summands=small,
+            poly_degree=params.bfv_poly_degree,
         ),
     }
     backends, seconds = {}, {}
@@ -96,6 +102,7 @@ def _time_operations(
         "lwe": params.lwe_sizes,
         "paillier": params.paillier_sizes,
         "ckks": params.ckks_sizes,
+        "bfv": params.bfv_sizes,
     }
     jobs = [(name, size) for name in sizes for size in sizes[name]]
     out = []

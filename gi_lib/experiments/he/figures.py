@@ -21,7 +21,7 @@ def cost_figure(result: HERun) -> Figure:
         (left, (("Enc", "encrypt", 0), ("Dec", "decrypt", 1))),
         (right, (("Add", "add", 2),)),
     ):
-        for b, backend in enumerate(("lwe", "paillier", "ckks")):
+        for b, backend in enumerate(("lwe", "paillier", "ckks", "bfv")):
             costs = sorted(
                 (c for c in result.costs if c.backend == backend), key=lambda c: c.size
             )
@@ -71,7 +71,7 @@ def cost_figure(result: HERun) -> Figure:
 def bytes_figure(result: HERun) -> Figure:
     """Ciphertext bytes over float32 bytes, per backend and size."""
     figure, axis = plt.subplots(figsize=(5.5, 3.3))
-    for b, backend in enumerate(("lwe", "paillier", "ckks")):
+    for b, backend in enumerate(("lwe", "paillier", "ckks", "bfv")):
         costs = sorted(
             (c for c in result.costs if c.backend == backend), key=lambda c: c.size
         )

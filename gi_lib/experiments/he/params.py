@@ -27,11 +27,28 @@ PAPER_TABLE3: dict[int, tuple[float, float, float]] = {
     300000: (2031.6, 1996.5, 481.0),
     402250: (2797.4, 2738.0, 698.4),
 }
+TABLE3_20 = f"{PAPER}, Table 3 (LWE-based, 20 threads)"
+# The same table's 20-thread column: n_gd -> (Enc ms, Dec ms, Add µs) (T).
+PAPER_TABLE3_20_THREADS: dict[int, tuple[float, float, float]] = {
+    20000: (30.2, 31.9, 9.5),
+    27882: (50.8, 44.7, 11.1),
+    50000: (93.2, 85.8, 15.8),
+    52650: (70.3, 78.5, 14.0),
+    100000: (188.9, 196.0, 19.5),
+    200000: (415.8, 460.5, 38.7),
+    300000: (587.8, 644.9, 41.1),
+    402250: (875.4, 820.9, 56.4),
+}
+ESTIMATE = f"{PAPER}, end-to-end estimate for the MNIST MLP (figure)"
+PAPER_ESTIMATE_SECONDS = 0.4055
+"""The paper's time per upload of its MNIST MLP: original computation, Enc
+and Dec at 20 threads, upload, download and Add (405.5 ms; T)."""
 MNIST_NGD = 109386  # the paper's MNIST gradient size (S), our MLP's parameter count
 BACKEND_TITLES = {
     "lwe": "LWE (paper's scheme)",
     "paillier": "packed Paillier",
     "ckks": "CKKS (tenseal)",
+    "bfv": "BFV (tenseal)",
     "plaintext": "plaintext (float32)",
 }
 # Two PSNRs within the scorecard's band for PSNR count as the same level.
@@ -69,6 +86,12 @@ class HEParams(ExperimentParams):
     ckks_sizes: tuple[int, ...] = param(
         "update sizes timed with CKKS", minimum=1, unique=True
     )
+    bfv_poly_degree: int = param(
+        "BFV ring degree (4096, 8192, 16384 or 32768)", minimum=4096, maximum=32768
+    )
+    bfv_sizes: tuple[int, ...] = param(
+        "update sizes timed with BFV", minimum=1, unique=True
+    )
     timing_repeats: int = param("timings per operation (the median is kept)", minimum=1)
     harness_clients: int = param("clients in the harness round", minimum=1)
     harness_size: int = param("values per update in the harness round", minimum=1)
@@ -84,11 +107,12 @@ class HEParams(ExperimentParams):
 def check(values: Mapping[str, Any]) -> HEParams:
     """Check the parameters (see :class:`HEParams`)."""
     params = check_parameters(values, HEParams, notebook=NOTEBOOK)
-    if params.ckks_poly_degree not in (4096, 8192, 16384, 32768):
-        raise ParameterError(
-            f"ckks_poly_degree must be 4096, 8192, 16384 or 32768, got "
-            f"{params.ckks_poly_degree}."
-        )
+    for name in ("ckks_poly_degree", "bfv_poly_degree"):
+        if getattr(params, name) not in (4096, 8192, 16384, 32768):
+            raise ParameterError(
+                f"{name} must be 4096, 8192, 16384 or 32768, got "
+                f"{getattr(params, name)}."
+            )
     if params.train_participants < 2:
         raise ParameterError(
             "train_participants must be at least 2: the attack needs a second "
