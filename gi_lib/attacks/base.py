@@ -157,6 +157,9 @@ class Reconstruction:
         diverged: the returned restart stopped on a NaN or infinite loss.
         restart: index of the returned restart.
         evaluations: number of loss evaluations (gradient computations) spent.
+        variables: the returned restart's final variables (detached): the
+            images for most attacks, the code or weights an attack with a
+            ``render`` step optimised (empty when no loop ran).
     """
 
     images: torch.Tensor
@@ -167,6 +170,7 @@ class Reconstruction:
     diverged: bool = False
     restart: int = 0
     evaluations: int = 0
+    variables: list[torch.Tensor] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------
@@ -368,6 +372,11 @@ class Problem:
         vmappable: the objective works under ``torch.func.vmap``, so
             restarts can be batched.
         description: progress-bar label.
+        render: the variables of one restart -> its images in ``space``,
+            for attacks whose variables are not the images (a generator's
+            latent code or weights, GIAS); None when the images are the
+            first variable. The loop calls it without gradients, to monitor,
+            snapshot and return images; the box constraint needs it None.
     """
 
     objective: Objective
@@ -376,6 +385,14 @@ class Problem:
     space: ImageSpace
     vmappable: bool = False
     description: str = "attack"
+    render: Callable[[Variables], torch.Tensor] | None = None
+
+    def images(self, variables: Variables) -> torch.Tensor:
+        """One restart's images in ``space`` (detached)."""
+        if self.render is None:
+            return variables[0].detach()
+        with torch.no_grad():
+            return self.render([v.detach() for v in variables])
 
 
 def normal_start(
@@ -502,7 +519,17 @@ class _Loop:
         return step
 
     def pixels(self, group: _Group) -> torch.Tensor:
-        return self.problem.space.to_pixels(group.variables[0].detach()).clamp(0, 1)
+        if self.problem.render is None:
+            images = group.variables[0].detach()
+        else:
+            count = group.variables[0].shape[0]
+            images = torch.stack(
+                [
+                    self.problem.images([v[r] for v in group.variables])
+                    for r in range(count)
+                ]
+            )
+        return self.problem.space.to_pixels(images).clamp(0, 1)
 
     def record(self, group: _Group, iteration: int) -> None:
         config = self.config
@@ -675,6 +702,11 @@ def optimize(
             "(its objective is not a torch.func function); set "
             "batched_restarts=False and compile=False."
         )
+    if config.box_constraint and problem.render is not None:
+        raise ValueError(
+            f"{problem.description} renders its images from its variables; the "
+            "box constraint clamps image variables, so set box_constraint=False."
+        )
     loop = _Loop(problem, config, truth)
     groups_of = (
         [list(range(config.restarts))]
@@ -723,7 +755,7 @@ def optimize(
         history.append(record)
     variables = [v[i].detach() for v in group.variables]
     return Reconstruction(
-        images=problem.space.to_pixels(variables[0]).clamp(0, 1),
+        images=problem.space.to_pixels(problem.images(variables)).clamp(0, 1),
         labels=problem.labels(variables),
         loss=finals[best],
         history=history,
@@ -733,4 +765,5 @@ def optimize(
         evaluations=sum(
             g.evaluations for g in {id(g): g for g, _ in candidates}.values()
         ),
+        variables=variables,
     )
