@@ -140,6 +140,27 @@ def test_cocktail_party_recovers_most_of_a_small_batch(cifar) -> None:
         build_attack("cocktail_party").reconstruct(obs)
 
 
+def test_cocktail_party_runs_on_the_shared_loop(cifar) -> None:
+    images, labels = cifar
+    net = cocktail_party.fc_network((3, 32, 32), 32, 10, seed=0)
+    obs = fl.observe_aggregate(net, _clients(images, labels, 4), num_classes=10)
+    attack = build_attack("cocktail_party", iterations=20, restarts=2)
+    rec = attack.reconstruct(obs, seed=0)
+    (unmixing,) = rec.variables  # the loop's variable is the unmixing matrix
+    assert unmixing.shape == (4, 4)
+    assert rec.images.shape == (4, 3, 32, 32)
+    assert len([h for h in rec.history if h["iteration"] > 0]) == 20
+    assert rec.evaluations == 40 and rec.restart in (0, 1)
+    # The returned images are the rendered normalised rows times Z.
+    z = cocktail_party.whiten(cocktail_party.first_linear_gradient(obs), 4)
+    problem = cocktail_party.unmixing_problem(
+        z, (3, 32, 32), cocktail_party.CocktailPartyConfig(), seed=0
+    )
+    torch.testing.assert_close(rec.images, problem.render([unmixing]))
+    with pytest.raises(ValueError, match="restarts"):
+        cocktail_party.CocktailPartyConfig(restarts=0)
+
+
 def test_model_inconsistency_leaves_the_target_alone_in_the_sum(cifar) -> None:
     images, labels = cifar
     info = data.dataset_info("cifar10")
