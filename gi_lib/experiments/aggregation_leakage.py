@@ -234,7 +234,11 @@ def run_inversions(
         victim = images[:1]
         net = models.build_model(params.model, info, seed=params.seed).to(device)
         masked_rows["psnr_unrelated"].append(float(metrics.psnr(unrelated, victim)))
-        # 3. The aggregate of N one-image clients.
+        # 3. The aggregate of N one-image clients. Its N = 1 run is client 0's
+        # plaintext update (section 1), and its N = secure_clients run is the
+        # honest round's sum (section 6): every masking protocol decodes to
+        # that sum (up to its fixed-point rounding), so those runs serve there.
+        recs: dict[int, torch.Tensor] = {}
         for n in params.client_counts:
             obs = fl.observe_aggregate(
                 net,
@@ -245,8 +249,8 @@ def run_inversions(
             # order: a batch's labels are a multiset, the images are matched after.
             read = build_attack("sum_labels").reconstruct(obs, seed=seed).labels
             obs = dataclasses.replace(obs, labels=read.to(device))
-            rec = attack.reconstruct(obs, seed=seed).images
-            curve[n].append(_matched_psnr(rec, images[:n]))
+            recs[n] = attack.reconstruct(obs, seed=seed).images
+            curve[n].append(_matched_psnr(recs[n], images[:n]))
         # 1. The masked upload of client 0 in a SecAgg round of k clients.
         protocol = _secure(params, seed)
         steps, secure = secure_round(
@@ -257,8 +261,11 @@ def run_inversions(
             steps[:1],
             gradients=[g.to(device) for g in masked_upload(secure, protocol, 0)],
         )
-        plain = fl.observe_round(net, steps[:1])
-        rec_plain = attack.reconstruct(plain, seed=seed).images
+        rec_plain = (
+            recs[1]
+            if 1 in recs
+            else attack.reconstruct(fl.observe_round(net, steps[:1]), seed=seed).images
+        )
         rec_masked = attack.reconstruct(masked, seed=seed).images
         masked_rows["psnr_plain"].append(float(metrics.psnr(rec_plain, victim)))
         masked_rows["psnr_masked"].append(float(metrics.psnr(rec_masked, victim)))
@@ -267,7 +274,11 @@ def run_inversions(
         got = _inconsistent_round(params, net, images, labels, protocol, device)
         mismatches += int(got["mismatches"])
         rec_iso = attack.reconstruct(got["isolated"], seed=seed).images
-        rec_full = attack.reconstruct(got["honest"], seed=seed).images
+        rec_full = (
+            recs[k]
+            if k in recs
+            else attack.reconstruct(got["honest"], seed=seed).images
+        )
         order = metrics.best_matching(rec_full, images[:k])
         isolation["ig_isolated"].append(float(metrics.psnr(rec_iso, victim)))
         isolation["ig_honest_target"].append(

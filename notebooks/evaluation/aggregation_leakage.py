@@ -144,10 +144,15 @@ print(
 # 6. model inconsistency (Pasquini et al., CCS 2022): every client but the
 #    target gets a model whose last ReLU layer is dead; the SecAgg sum then
 #    equals the target's update on every other parameter. The server inverts
-#    it with Inverting Gradients on the ConvNet, and on the FC-2 network,
-#    whose first layer is fully connected with a bias, reads the image off
-#    exactly: row r of the weight update is the bias update's entry r times
-#    the image;
+#    it with Inverting Gradients on the ConvNet, beside the same attack on
+#    the honest round's sum; on the FC-2 network, whose first layer is fully
+#    connected with a bias, it reads the image off exactly (row r of the
+#    weight update is the bias update's entry r times the image), beside the
+#    same formula on the honest sum (a weighted mean of the images). Since
+#    every masking protocol decodes to the plaintext sum (up to its
+#    fixed-point rounding), the honest sum's inversion is section 3's run at
+#    N = `secure_clients` when that N is tried, and client 0's plaintext
+#    update of section 1 is its N = 1 run;
 # 7. the threshold: the server replays SecAgg's unmasking round as if the
 #    target had dropped, asking only colluding clients (a colluder answers a
 #    second request that contradicts the first; an honest client refuses);
