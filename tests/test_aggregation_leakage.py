@@ -140,6 +140,27 @@ def test_cocktail_party_recovers_most_of_a_small_batch(cifar) -> None:
         build_attack("cocktail_party").reconstruct(obs)
 
 
+def test_cocktail_party_runs_on_the_shared_loop(cifar) -> None:
+    images, labels = cifar
+    net = cocktail_party.fc_network((3, 32, 32), 32, 10, seed=0)
+    obs = fl.observe_aggregate(net, _clients(images, labels, 4), num_classes=10)
+    attack = build_attack("cocktail_party", iterations=20, restarts=2)
+    rec = attack.reconstruct(obs, seed=0)
+    (unmixing,) = rec.variables  # the loop's variable is the unmixing matrix
+    assert unmixing.shape == (4, 4)
+    assert rec.images.shape == (4, 3, 32, 32)
+    assert len([h for h in rec.history if h["iteration"] > 0]) == 20
+    assert rec.evaluations == 40 and rec.restart in (0, 1)
+    # The returned images are the rendered normalised rows times Z.
+    z = cocktail_party.whiten(cocktail_party.first_linear_gradient(obs), 4)
+    problem = cocktail_party.unmixing_problem(
+        z, (3, 32, 32), cocktail_party.CocktailPartyConfig(), seed=0
+    )
+    torch.testing.assert_close(rec.images, problem.render([unmixing]))
+    with pytest.raises(ValueError, match="restarts"):
+        cocktail_party.CocktailPartyConfig(restarts=0)
+
+
 def test_model_inconsistency_leaves_the_target_alone_in_the_sum(cifar) -> None:
     images, labels = cifar
     info = data.dataset_info("cifar10")
@@ -163,11 +184,12 @@ def _synthetic(**changes) -> experiment.LeakageRun:
             profile="smoke",
             dataset="cifar10",
             model="smallconv16",
-            num_trials=1,
+            num_trials=3,
             seed=0,
             device="cpu",
             num_threads=1,
             max_iterations=2,
+            tv_weight=0.1,
             client_counts="1,4",
             label_client_counts="1,4",
             label_trials=1,
@@ -183,9 +205,13 @@ def _synthetic(**changes) -> experiment.LeakageRun:
         )
     )
     result = experiment.LeakageRun(params=params, device="cpu")
-    result.masked = {"psnr_plain": 25.0, "psnr_masked": 9.0, "psnr_unrelated": 9.5}
+    result.masked = {
+        "psnr_plain": [25.0, 22.0, 19.0],
+        "psnr_masked": [9.0, 8.5, 9.2],
+        "psnr_unrelated": [9.5, 10.0, 9.1],
+    }
     result.labels = {1: {"exact": 1.0, "label_accuracy": 1.0}}
-    result.ig = {1: 25.0, 4: 12.0}
+    result.ig = {1: [25.0, 22.0, 19.0], 4: [12.0, 12.5, 11.0]}
     result.cpa = {
         8: {
             "cpa_fraction": 0.75,
@@ -203,11 +229,13 @@ def _synthetic(**changes) -> experiment.LeakageRun:
         }
     }
     result.rtf_secagg = {"clients": 4, "recovered": 2, "best_psnr": 60}
-    result.inconsistency = {
-        "mismatches": 0,
-        "psnr_isolated": 25.0,
-        "psnr_honest_target": 12.0,
-        "psnr_honest_sum": 12.0,
+    result.inconsistency = {"mismatches": 0, "fc_mismatches": 0}
+    result.isolation = {
+        "ig_isolated": [25.0, 22.0, 19.0],
+        "ig_honest_target": [12.0, 13.0, 11.5],
+        "ig_honest_sum": [12.0, 12.5, 11.0],
+        "analytic_isolated": [80.0, 82.0, 79.0],
+        "analytic_honest": [13.0, 12.0, 14.0],
     }
     result.collusion = {
         "secagg_threshold": 3,
@@ -236,10 +264,19 @@ def test_claims_of_a_synthetic_run() -> None:
         (c.claim, c.verdict) for c in claims if c.verdict != "holds"
     ]
     broken = experiment.claims(
-        _synthetic(collusion={"secagg_t_minus_1_recovers": 1}, ig={4: 30.0})
+        _synthetic(
+            collusion={"secagg_t_minus_1_recovers": 1}, ig={4: [30.0, 28.0, 27.0]}
+        )
     )
-    verdicts = {c.claim.split(" ")[0:3].__str__(): c.verdict for c in broken}
-    assert "does not hold" in verdicts.values()
+    verdicts = {c.claim: c.verdict for c in broken}
+    falls = [v for k, v in verdicts.items() if k.startswith("Inverting Gradients on")]
+    assert falls == ["does not hold"]
+    assert "does not hold" in [v for k, v in verdicts.items() if "colluding" in k]
+    # One trial cannot judge a paired claim.
+    single = _synthetic()
+    single.masked = {k: v[:1] for k, v in single.masked.items()}
+    plain = [c for c in experiment.claims(single) if "plaintext" in c.claim]
+    assert plain[0].verdict == "not enough trials"
     rows = experiment.rows(_synthetic())
     assert rows and all(r.paper is None for r in rows)
     table = experiment.leak_table(_synthetic())
@@ -249,3 +286,21 @@ def test_claims_of_a_synthetic_run() -> None:
 def test_new_attacks_are_registered() -> None:
     for name in ("sum_labels", "cocktail_party", "fastica", "robbing_the_fed"):
         assert build_attack(name).name == name
+
+
+def test_first_fc_layer_gives_a_lone_image_exactly(cifar) -> None:
+    images, labels = cifar
+    net = cocktail_party.fc_network((3, 32, 32), 16, 10, seed=0)
+    step = fl.client_fedsgd(net, images[:1], labels[:1], num_classes=10)
+    x = experiment._analytic_first_layer(
+        step.gradients[0], step.gradients[1], (3, 32, 32)
+    )
+    assert float((x - images[0]).abs().max()) < 1e-4
+    # On a sum of clients the same formula gives a mixture, not the image.
+    steps = [
+        fl.client_fedsgd(net, images[i : i + 1], labels[i : i + 1], num_classes=10)
+        for i in range(4)
+    ]
+    total = fl.aggregate([s.gradients for s in steps])
+    mixed = experiment._analytic_first_layer(total[0], total[1], (3, 32, 32))
+    assert float((mixed - images[0]).abs().max()) > 1e-2

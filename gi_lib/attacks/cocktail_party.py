@@ -22,10 +22,12 @@ zero, so its running objective is decorrelation plus TV; ``negentropy_weight``
 switches it on as the paper describes it. FastICA (scikit-learn) solves the
 same whitened problem by fixed-point iterations without the image prior.
 
-The unmixing matrix is optimised with Adam in a loop of its own: the shared
-loop of :mod:`gi_lib.attacks.base` optimises images (its variables are
-images first), and here the variable is a matrix whose product with ``Z``
-is the images.
+The unmixing matrix is optimised by the shared loop of
+:mod:`gi_lib.attacks.base` (Adam): the problem's variable is ``U``, its
+``render`` step turns ``U`` into images (the normalised rows of ``U`` times
+``Z``, rescaled to [0, 1], in pixel space), its matching loss is the
+separation criterion (decorrelation, minus negentropy when switched on),
+which also chooses between restarts, and total variation is its prior.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from gi_lib.attacks.base import Reconstruction
+from gi_lib.attacks.base import (
+    OptimConfig,
+    Problem,
+    Reconstruction,
+    attack_generator,
+    fixed_labels,
+    optimize,
+    pixel_space,
+)
+from gi_lib.attacks.priors import Prior, add_priors
 from gi_lib.attacks.registry import register_attack
 from gi_lib.fl import Observation, trainable_parameters
 
@@ -98,12 +109,6 @@ def _as_images(sources: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return scaled.view(sources.shape[0], *shape).float()
 
 
-def _tv(images: torch.Tensor) -> torch.Tensor:
-    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
-    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
-    return dx + dy
-
-
 GAUSSIAN_LOGCOSH = 0.3745672075
 """E[log cosh(nu)] for a standard normal nu (the negentropy reference)."""
 
@@ -127,13 +132,16 @@ class CocktailPartyConfig:
     the official code's running one: decorrelation plus TV.
 
     Attributes:
-        iterations: Adam steps on the unmixing matrix.
+        iterations: Adam steps on the unmixing matrix (the shared loop's
+            ``max_iterations``).
         lr: Adam's step size.
         decorrelation_weight: weight of the decorrelation penalty.
         temperature: T in ``exp(T |cos|)``.
         tv_weight: weight of the total variation of the images.
         negentropy_weight: weight of the negentropy term (0 in the official
             code's running objective).
+        restarts: random orthogonal starts of the unmixing matrix; the one
+            with the lowest separation loss (without TV) is returned.
     """
 
     iterations: int = 500
@@ -142,12 +150,84 @@ class CocktailPartyConfig:
     temperature: float = 10.0
     tv_weight: float = 1.0
     negentropy_weight: float = 0.0
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError(f"iterations must be at least 1, got {self.iterations}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}.")
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be at least 1, got {self.restarts}.")
+        for name in ("decorrelation_weight", "tv_weight", "negentropy_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+
+    def loop_config(self) -> OptimConfig:
+        """The shared loop's settings: plain Adam on the unmixing matrix."""
+        return OptimConfig(
+            optimizer="adam",
+            lr=self.lr,
+            max_iterations=self.iterations,
+            restarts=self.restarts,
+            monitor_every=0,
+        )
+
+
+def unmixing_problem(
+    z: torch.Tensor,
+    shape: tuple[int, ...],
+    config: CocktailPartyConfig,
+    *,
+    seed: int,
+) -> Problem:
+    """The Cocktail Party Attack as the shared loop's :class:`Problem`.
+
+    Variables: the unmixing matrix ``U`` (``M x M``), started at a random
+    orthogonal matrix (restart ``r`` draws from ``attack_generator(seed, r)``).
+    Render: the rows of ``U`` normalised to unit length, times ``Z``, each row
+    rescaled to [0, 1] as an image in pixel space. Matching (what selects the
+    restart): ``decorrelation_weight * mean exp(T |cos(u_i, u_j)|)`` over
+    pairs of rows, minus ``negentropy_weight`` times the sources' negentropy.
+    Prior: total variation of the standardised sources, ``tv_weight``.
+    """
+    m = z.shape[0]
+    off_diagonal = ~torch.eye(m, dtype=torch.bool, device=z.device)
+    priors = (Prior("tv", config.tv_weight),)
+
+    def sources_of(variables: list[torch.Tensor]) -> torch.Tensor:
+        (unmixing,) = variables
+        return (unmixing / unmixing.norm(dim=1, keepdim=True)) @ z
+
+    def objective(variables: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        (unmixing,) = variables
+        rows = unmixing / unmixing.norm(dim=1, keepdim=True)
+        sources = rows @ z
+        matching = torch.zeros((), dtype=z.dtype, device=z.device)
+        if m > 1:
+            cosine = (rows @ rows.T)[off_diagonal].abs()
+            matching = (
+                config.decorrelation_weight
+                * torch.exp(config.temperature * cosine).mean()
+            )
+        if config.negentropy_weight:
+            matching = matching - config.negentropy_weight * _negentropy(sources)
+        standard = (sources / sources.std(1, keepdim=True)).view(m, *shape)
+        return matching, add_priors(matching, priors, standard)
+
+    def init(restart: int) -> list[torch.Tensor]:
+        generator = attack_generator(seed, restart, z.device)
+        draw = torch.randn(m, m, generator=generator, dtype=z.dtype, device=z.device)
+        return [torch.linalg.qr(draw)[0]]
+
+    return Problem(
+        objective=objective,
+        init=init,
+        labels=fixed_labels(torch.zeros(m, dtype=torch.long)),
+        space=pixel_space(z.device),
+        description="Cocktail Party",
+        render=lambda variables: _as_images(sources_of(variables), shape),
+    )
 
 
 @register_attack(
@@ -165,44 +245,13 @@ def reconstruct(
 ) -> Reconstruction:
     """The ``observation.num_images`` images mixed in the first FC layer's
     gradient, each up to sign and scale (rescaled to [0, 1])."""
-    del truth
+    del truth  # PSNR of a source is only meaningful up to sign and scale
     config = config or CocktailPartyConfig()
-    m = int(observation.num_images)
-    z = whiten(first_linear_gradient(observation), m)
-    generator = torch.Generator().manual_seed(seed)
-    start = torch.linalg.qr(torch.randn(m, m, generator=generator, dtype=z.dtype))[0]
-    unmixing = start.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([unmixing], lr=config.lr)
-    shape = observation.image_shape
-    torch.manual_seed(seed)
-    off_diagonal = ~torch.eye(m, dtype=torch.bool)
-    loss = torch.tensor(0.0)
-    for _ in range(config.iterations):
-        optimizer.zero_grad()
-        rows = unmixing / unmixing.norm(dim=1, keepdim=True)
-        sources = rows @ z
-        cosine = (rows @ rows.T)[off_diagonal].abs()
-        loss = (
-            config.decorrelation_weight * torch.exp(config.temperature * cosine).mean()
-            if m > 1
-            else torch.zeros((), dtype=z.dtype)
-        )
-        if config.tv_weight:
-            loss = loss + config.tv_weight * _tv(
-                (sources / sources.std(1, keepdim=True)).view(m, *shape)
-            )
-        if config.negentropy_weight:
-            loss = loss - config.negentropy_weight * _negentropy(sources)
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        rows = unmixing / unmixing.norm(dim=1, keepdim=True)
-        images = _as_images(rows @ z, shape)
-    return Reconstruction(
-        images=images.to(observation.device),
-        labels=torch.zeros(m, dtype=torch.long),
-        loss=float(loss.detach()),
-    )
+    z = whiten(first_linear_gradient(observation), int(observation.num_images))
+    problem = unmixing_problem(z, observation.image_shape, config, seed=seed)
+    result = optimize(problem, config.loop_config())
+    result.images = result.images.to(observation.device)
+    return result
 
 
 @dataclass(frozen=True)
