@@ -1,9 +1,14 @@
-"""The command-line shape shared by ``python -m gi_lib.runner`` and
-``python -m gi_lib.deps``: both take one notebook source first."""
+"""The command-line shape shared by ``python -m gi_lib.runner``,
+``python -m gi_lib.sweep`` and ``python -m gi_lib.deps``: each takes one
+notebook source first; the runner and the sweep take ``-p NAME VALUE``."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
 
 
 def notebook_parser(module: str, description: str) -> argparse.ArgumentParser:
@@ -15,3 +20,9 @@ def notebook_parser(module: str, description: str) -> argparse.ArgumentParser:
         "notebook", help="jupytext source, e.g. notebooks/attacks/dlg.py"
     )
     return parser
+
+
+def parse_parameters(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as parameters, each value read as YAML (as
+    papermill's ``-p`` does: ``3`` is an int, ``true`` a bool)."""
+    return {name: yaml.safe_load(value) for name, value in pairs or []}

@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from gi_lib._cli import notebook_parser
+from gi_lib._cli import notebook_parser, parse_parameters
 from gi_lib._io import default_file_mode
 from gi_lib.profiles import profile_names
 from gi_lib.results import RESULTS_ENV
@@ -522,11 +522,6 @@ def _execute(
     return target
 
 
-def _parse_extra(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
-    # Values are read as YAML, as papermill's -p does: 3 is an int, true a bool.
-    return {name: yaml.safe_load(value) for name, value in pairs or []}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = notebook_parser(
         "runner", "Execute a notebook source under a profile with papermill."
@@ -563,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile=args.profile,
             output=args.output,
             results_dir=args.results_dir,
-            extra_parameters=_parse_extra(args.param),
+            extra_parameters=parse_parameters(args.param),
             profiles_dir=args.profiles_dir,
             require_results=not args.no_results,
             log_output=args.log_output,

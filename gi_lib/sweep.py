@@ -613,12 +613,8 @@ def plot_sweep(
 # --- the command line ------------------------------------------------------------
 
 
-def _parse_fixed(pairs: Sequence[Sequence[str]] | None) -> dict[str, Any]:
-    return {name: yaml.safe_load(value) for name, value in pairs or []}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    from gi_lib._cli import notebook_parser
+    from gi_lib._cli import notebook_parser, parse_parameters
 
     parser = notebook_parser(
         "sweep", "Run a notebook over a grid of parameters on Dask."
@@ -660,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grid,
             profile=args.profile,
             output=args.output,
-            fixed=_parse_fixed(args.param),
+            fixed=parse_parameters(args.param),
             scheduler=args.scheduler,
             workers=args.workers,
             profiles_dir=args.profiles_dir,
