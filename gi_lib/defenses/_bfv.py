@@ -20,19 +20,15 @@ security, which leaves noise budget for many thousands of additions.
 from __future__ import annotations
 
 import functools
-import math
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 import tenseal as ts
 from sympy import isprime
 
-from gi_lib.defenses._summands import check_sizes, summed_count
+from gi_lib.defenses._tenseal import TensealCiphertext, TensealPublic
 
 RING_DEGREES = (4096, 8192, 16384, 32768)
-_MAGIC = b"BFV1"
-_HEADER = struct.Struct("<4sQQI")  # magic, size, count, chunks
 
 
 @functools.cache
@@ -93,67 +89,19 @@ class BFVParams:
             )
 
 
-@dataclass
-class BFVCiphertext:
-    """An encrypted flat integer vector: one BFV vector per ``slots`` values.
-
-    Attributes:
-        chunks: the tenseal vectors.
-        size: how many values they hold.
-        count: how many fresh encryptions were added into them (public).
-    """
-
-    chunks: list[ts.BFVVector]
-    size: int
-    count: int = 1
+class BFVCiphertext(TensealCiphertext):
+    """An encrypted flat vector: one BFV vector per ``slots`` values (see
+    :class:`gi_lib.defenses._tenseal.TensealCiphertext`)."""
 
 
-class BFVPublic:
+class BFVPublic(TensealPublic):
     """The server's view: a context without the secret key (it can add)."""
 
-    def __init__(self, params: BFVParams, context: ts.Context) -> None:
-        self.params = params
-        self.context = context
-
-    def add(self, a: BFVCiphertext, b: BFVCiphertext) -> BFVCiphertext:
-        """Slot-wise sum (a ValueError past ``max_summands`` or on a size mismatch)."""
-        check_sizes(a, b, parts=(len(a.chunks), len(b.chunks)))
-        limit = self.params.max_summands
-        count = summed_count(
-            a, b, limit, f", more than the {limit} the parameters were checked for."
-        )
-        return BFVCiphertext(
-            [x + y for x, y in zip(a.chunks, b.chunks, strict=True)], a.size, count
-        )
-
-    def to_bytes(self, c: BFVCiphertext) -> bytes:
-        """A 24-byte header, then each chunk's length and SEAL serialisation."""
-        parts = [_HEADER.pack(_MAGIC, c.size, c.count, len(c.chunks))]
-        for chunk in c.chunks:
-            body = chunk.serialize()
-            parts += [struct.pack("<Q", len(body)), body]
-        return b"".join(parts)
-
-    def from_bytes(self, payload: bytes) -> BFVCiphertext:
-        """Inverse of :meth:`to_bytes` (a ValueError for a malformed payload)."""
-        if len(payload) < _HEADER.size:
-            raise ValueError("BFV ciphertext: payload shorter than its header.")
-        magic, size, count, chunks = _HEADER.unpack_from(payload)
-        if magic != _MAGIC or chunks != max(1, math.ceil(size / self.params.slots)):
-            raise ValueError("BFV ciphertext: malformed header.")
-        offset, out = _HEADER.size, []
-        for _ in range(chunks):
-            if offset + 8 > len(payload):
-                raise ValueError("BFV ciphertext: truncated payload.")
-            (length,) = struct.unpack_from("<Q", payload, offset)
-            offset += 8
-            out.append(
-                ts.bfv_vector_from(self.context, payload[offset : offset + length])
-            )
-            offset += length
-        if offset != len(payload):
-            raise ValueError("BFV ciphertext: trailing bytes.")
-        return BFVCiphertext(out, int(size), int(count))
+    label = "BFV"
+    magic = b"BFV1"
+    vector_from = ts.bfv_vector_from
+    ciphertext = BFVCiphertext
+    params: BFVParams
 
 
 class BFVScheme(BFVPublic):

@@ -20,18 +20,15 @@ participants; the server gets a public copy of the context.
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 import tenseal as ts
 
-from gi_lib.defenses._summands import check_sizes, summed_count
+from gi_lib.defenses._tenseal import TensealCiphertext, TensealPublic
 
 # SEAL's largest total coefficient-modulus bits for 128-bit security.
 MAX_COEFF_BITS = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
-_MAGIC = b"CKK1"
-_HEADER = struct.Struct("<4sQQI")  # magic, size, count, chunks
 
 
 @dataclass(frozen=True)
@@ -99,65 +96,19 @@ class CKKSParams:
             )
 
 
-@dataclass
-class CKKSCiphertext:
-    """An encrypted flat vector: one CKKS vector per ``slots`` values.
-
-    Attributes:
-        chunks: the tenseal vectors.
-        size: how many values they hold.
-        count: how many fresh encryptions were added into them (public).
-    """
-
-    chunks: list[ts.CKKSVector]
-    size: int
-    count: int = 1
+class CKKSCiphertext(TensealCiphertext):
+    """An encrypted flat vector: one CKKS vector per ``slots`` values (see
+    :class:`gi_lib.defenses._tenseal.TensealCiphertext`)."""
 
 
-class CKKSPublic:
+class CKKSPublic(TensealPublic):
     """The server's view: a context without the secret key (it can add)."""
 
-    def __init__(self, params: CKKSParams, context: ts.Context) -> None:
-        self.params = params
-        self.context = context
-
-    def add(self, a: CKKSCiphertext, b: CKKSCiphertext) -> CKKSCiphertext:
-        """Slot-wise sum (a ValueError past ``max_summands`` or on a size mismatch)."""
-        check_sizes(a, b, parts=(len(a.chunks), len(b.chunks)))
-        limit = self.params.max_summands
-        count = summed_count(
-            a, b, limit, f", more than the {limit} the parameters were checked for."
-        )
-        return CKKSCiphertext(
-            [x + y for x, y in zip(a.chunks, b.chunks, strict=True)], a.size, count
-        )
-
-    def to_bytes(self, c: CKKSCiphertext) -> bytes:
-        """A 24-byte header, then each chunk's length and SEAL serialisation."""
-        parts = [_HEADER.pack(_MAGIC, c.size, c.count, len(c.chunks))]
-        for chunk in c.chunks:
-            body = chunk.serialize()
-            parts += [struct.pack("<Q", len(body)), body]
-        return b"".join(parts)
-
-    def from_bytes(self, payload: bytes) -> CKKSCiphertext:
-        """Inverse of :meth:`to_bytes` (a ValueError for a malformed payload)."""
-        if len(payload) < _HEADER.size:
-            raise ValueError("CKKS ciphertext: payload shorter than its header.")
-        magic, size, count, chunks = _HEADER.unpack_from(payload)
-        if magic != _MAGIC or chunks != max(1, math.ceil(size / self.params.slots)):
-            raise ValueError("CKKS ciphertext: malformed header.")
-        offset, out = _HEADER.size, []
-        for _ in range(chunks):
-            (length,) = struct.unpack_from("<Q", payload, offset)
-            offset += 8
-            out.append(
-                ts.ckks_vector_from(self.context, payload[offset : offset + length])
-            )
-            offset += length
-        if offset != len(payload):
-            raise ValueError("CKKS ciphertext: trailing bytes.")
-        return CKKSCiphertext(out, int(size), int(count))
+    label = "CKKS"
+    magic = b"CKK1"
+    vector_from = ts.ckks_vector_from
+    ciphertext = CKKSCiphertext
+    params: CKKSParams
 
 
 class CKKSScheme(CKKSPublic):
