@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from gi_lib.defenses import _bfv, _ckks, _lwe, _paillier
+from gi_lib.defenses import _bfv, _ckks, _lwe, _paillier, _tenseal
 from gi_lib.defenses._fixedpoint import FixedPoint
 from gi_lib.defenses.aggregation import (
     SERVER,
@@ -285,25 +285,26 @@ class PaillierBackend(_PaillierEvaluator, HEBackend):
         return _PaillierEvaluator(self._scheme.public())
 
 
-class _CKKSEvaluator(Evaluator):
-    name = "ckks"
+class _TensealEvaluator(Evaluator):
+    """The server's side of CKKS and BFV (:class:`_tenseal.TensealPublic`)."""
 
-    def __init__(self, public: _ckks.CKKSPublic) -> None:
+    def __init__(self, public: _tenseal.TensealPublic) -> None:
         self._public = public
+        self.name = public.label.lower()
 
     def add(
-        self, a: _ckks.CKKSCiphertext, b: _ckks.CKKSCiphertext
-    ) -> _ckks.CKKSCiphertext:
+        self, a: _tenseal.TensealCiphertext, b: _tenseal.TensealCiphertext
+    ) -> _tenseal.TensealCiphertext:
         return self._public.add(a, b)
 
-    def to_bytes(self, ciphertext: _ckks.CKKSCiphertext) -> bytes:
+    def to_bytes(self, ciphertext: _tenseal.TensealCiphertext) -> bytes:
         return self._public.to_bytes(ciphertext)
 
-    def from_bytes(self, payload: bytes) -> _ckks.CKKSCiphertext:
+    def from_bytes(self, payload: bytes) -> _tenseal.TensealCiphertext:
         return self._public.from_bytes(payload)
 
 
-class CKKSBackend(_CKKSEvaluator, HEBackend):
+class CKKSBackend(_TensealEvaluator, HEBackend):
     """CKKS through tenseal on the (clipped) real values of an update.
 
     Args:
@@ -336,29 +337,13 @@ class CKKSBackend(_CKKSEvaluator, HEBackend):
         return self._scheme.decrypt(ciphertext)
 
     def public(self) -> Evaluator:
-        return _CKKSEvaluator(self._scheme.public())
+        return _TensealEvaluator(self._scheme.public())
 
     def tolerance(self, count: int) -> float:
         return self.params.tolerance(count)
 
 
-class _BFVEvaluator(Evaluator):
-    name = "bfv"
-
-    def __init__(self, public: _bfv.BFVPublic) -> None:
-        self._public = public
-
-    def add(self, a: _bfv.BFVCiphertext, b: _bfv.BFVCiphertext) -> _bfv.BFVCiphertext:
-        return self._public.add(a, b)
-
-    def to_bytes(self, ciphertext: _bfv.BFVCiphertext) -> bytes:
-        return self._public.to_bytes(ciphertext)
-
-    def from_bytes(self, payload: bytes) -> _bfv.BFVCiphertext:
-        return self._public.from_bytes(payload)
-
-
-class BFVBackend(_BFVEvaluator, HEBackend):
+class BFVBackend(_TensealEvaluator, HEBackend):
     """BFV through tenseal on the fixed-point integers of an update (exact).
 
     Args:
@@ -398,7 +383,7 @@ class BFVBackend(_BFVEvaluator, HEBackend):
         return self.decrypt_integers(ciphertext).astype(np.float64) / self.codec.scale
 
     def public(self) -> Evaluator:
-        return _BFVEvaluator(self._scheme.public())
+        return _TensealEvaluator(self._scheme.public())
 
 
 @dataclass
