@@ -39,7 +39,12 @@ INSTALL := $(VENV)/.gi-book-installed
 endif
 
 NOTEBOOK_SOURCES := $(sort $(wildcard notebooks/attacks/*.py notebooks/defenses/*.py notebooks/evaluation/*.py))
-NOTEBOOK_KEYS := $(NOTEBOOK_SOURCES:notebooks/%.py=%)
+# The longest notebooks first: `make -j N` starts jobs in this order, and the
+# cpu book's wall time under -j 2 is bounded below by its longest page (the
+# evaluation, about 28 minutes of one core); started last, it would run alone.
+LONGEST_FIRST := evaluation/attacks_vs_defenses attacks/gradinversion attacks/gias evaluation/aggregation_leakage
+ALL_KEYS := $(NOTEBOOK_SOURCES:notebooks/%.py=%)
+NOTEBOOK_KEYS := $(foreach key,$(LONGEST_FIRST),$(filter $(key),$(ALL_KEYS))) $(filter-out $(LONGEST_FIRST),$(ALL_KEYS))
 NOTEBOOK_NAMES := $(notdir $(NOTEBOOK_KEYS))
 ifneq ($(words $(NOTEBOOK_NAMES)),$(words $(sort $(NOTEBOOK_NAMES))))
 $(error Two notebooks share a file name ($(NOTEBOOK_KEYS)); names must be unique, they name the make targets and results files)

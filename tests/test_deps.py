@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,23 @@ def test_make_survives_a_deleted_module(repo_copy: Path) -> None:
     answer = _question(repo_copy, target)
     assert "No rule to make target" not in answer.stderr
     assert answer.returncode == 1  # out of date (its run will then fail)
+
+
+def test_make_starts_the_longest_notebook_first(repo_copy: Path) -> None:
+    # Under `make -j N` jobs start in prerequisite order: the evaluation page
+    # (the cpu book's longest) must not be left to run alone at the end.
+    dry = subprocess.run(
+        ["make", "-n", "notebooks", "PROFILE=smoke", f"PY={sys.executable}"],
+        cwd=repo_copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    started = re.findall(r"running notebooks/(\S+)\.py", dry.stdout)
+    sources = sorted(
+        str(path.relative_to(repo_copy / "notebooks").with_suffix(""))
+        for path in (repo_copy / "notebooks").glob("*/*.py")
+    )
+    assert sorted(started) == sources
+    assert started[0] == "evaluation/attacks_vs_defenses"
