@@ -11,14 +11,32 @@ from typing import Any
 import yaml
 
 
-def notebook_parser(module: str, description: str) -> argparse.ArgumentParser:
-    """An argument parser for ``python -m gi_lib.<module> NOTEBOOK ...``."""
+def notebook_parser(
+    module: str, description: str, *, parameters: str | None = None
+) -> argparse.ArgumentParser:
+    """An argument parser for ``python -m gi_lib.<module> NOTEBOOK ...``.
+
+    With ``parameters`` (the help text of ``-p``), the parser also takes
+    ``--profile``, ``--profiles-dir`` and repeated ``-p NAME VALUE`` pairs
+    (read them with :func:`parse_parameters`).
+    """
     parser = argparse.ArgumentParser(
         prog=f"python -m gi_lib.{module}", description=description
     )
     parser.add_argument(
         "notebook", help="jupytext source, e.g. notebooks/attacks/dlg.py"
     )
+    if parameters is not None:
+        parser.add_argument("--profile", required=True, help="smoke, cpu or paper")
+        parser.add_argument("--profiles-dir", help="default: notebooks/profiles")
+        parser.add_argument(
+            "-p",
+            "--param",
+            nargs=2,
+            action="append",
+            metavar=("NAME", "VALUE"),
+            help=parameters,
+        )
     return parser
 
 

@@ -524,22 +524,14 @@ def _execute(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = notebook_parser(
-        "runner", "Execute a notebook source under a profile with papermill."
+        "runner",
+        "Execute a notebook source under a profile with papermill.",
+        parameters="override one parameter after the profile (VALUE is read as YAML)",
     )
-    parser.add_argument("--profile", required=True, help="smoke, cpu or paper")
     parser.add_argument("--output", required=True, help="executed .ipynb to write")
     parser.add_argument(
         "--results-dir", required=True, help="folder for <notebook>.json results"
     )
-    parser.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="override one parameter after the profile (VALUE is read as YAML)",
-    )
-    parser.add_argument("--profiles-dir", help="default: notebooks/profiles")
     parser.add_argument(
         "--no-results",
         action="store_true",

@@ -617,7 +617,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gi_lib._cli import notebook_parser, parse_parameters
 
     parser = notebook_parser(
-        "sweep", "Run a notebook over a grid of parameters on Dask."
+        "sweep",
+        "Run a notebook over a grid of parameters on Dask.",
+        parameters="a parameter fixed for every point (VALUE is read as YAML)",
     )
     parser.add_argument(
         "--grid",
@@ -626,23 +628,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=V1,V2",
         help="one swept parameter and its values (repeat for more axes)",
     )
-    parser.add_argument("--profile", required=True, help="smoke, cpu or paper")
     parser.add_argument("--output", required=True, help="the sweep's folder")
-    parser.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a parameter fixed for every point (VALUE is read as YAML)",
-    )
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler")
     parser.add_argument(
         "--workers", type=int, help="local cluster size (default: one per core)"
     )
     parser.add_argument("--metric", default="psnr", help="the metric to plot")
     parser.add_argument("--x", help="the parameter on the plot's x axis")
-    parser.add_argument("--profiles-dir", help="default: notebooks/profiles")
     parser.add_argument(
         "--verbose", action="store_true", help="show each failure's traceback"
     )
