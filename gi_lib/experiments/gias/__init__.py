@@ -36,14 +36,9 @@ from gi_lib.experiments.gias.figures import (
     samples_figure,
 )
 from gi_lib.experiments.gias.params import (
-    GIAS,
-    GIX,
-    GIZ,
-    GIZ_PHASE,
     HARD,
     MAIN,
     NOTEBOOK,
-    PAPER,
     STRESS,
     GIASParams,
     check,
@@ -55,16 +50,11 @@ from gi_lib.experiments.gias.report import (
 )
 
 __all__ = [
-    "GIAS",
     "GIASParams",
     "GIASResult",
-    "GIX",
-    "GIZ",
-    "GIZ_PHASE",
     "HARD",
     "MAIN",
     "NOTEBOOK",
-    "PAPER",
     "STRESS",
     "Setting",
     "attacked_batches",
