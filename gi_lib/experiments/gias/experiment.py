@@ -20,6 +20,7 @@ from gi_lib.experiments.common import (
     uses_num_threads,
 )
 from gi_lib.experiments.gias import params as page
+from gi_lib.experiments.gias.params import GIASParams
 from gi_lib.params import resolve_device
 
 
@@ -44,7 +45,7 @@ class Setting:
 class GIASResult:
     """What the GIAS notebook's run returns."""
 
-    params: page.GIASParams
+    params: GIASParams
     device: str
     budget: int
     generator: generators.TrainedGenerator
@@ -61,7 +62,7 @@ class GIASResult:
 
 
 def attacked_batches(
-    params: page.GIASParams,
+    params: GIASParams,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``num_trials`` test batches of distinct labels from the attacked classes."""
     images, labels = training.sample_split(
@@ -87,9 +88,7 @@ def attacked_batches(
     return batches
 
 
-def _configs(
-    params: page.GIASParams, trained: generators.TrainedGenerator, budget: int
-):
+def _configs(params: GIASParams, trained: generators.TrainedGenerator, budget: int):
     latent = gias.latent_adam(
         lr=params.latent_lr,
         max_iterations=params.latent_steps,
@@ -147,7 +146,7 @@ def _attack(
 
 
 @uses_num_threads
-def run(params: page.GIASParams, *, progress: bool = True) -> GIASResult:
+def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
     """Train (or load) the generators and the checking classifier, then attack."""
     start = time.perf_counter()
     device = resolve_device(params.device)
