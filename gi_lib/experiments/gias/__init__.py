@@ -36,6 +36,10 @@ from gi_lib.experiments.gias.figures import (
     samples_figure,
 )
 from gi_lib.experiments.gias.params import (
+    GIAS,
+    GIX,
+    GIZ,
+    GIZ_PHASE,
     HARD,
     MAIN,
     NOTEBOOK,
@@ -50,8 +54,12 @@ from gi_lib.experiments.gias.report import (
 )
 
 __all__ = [
+    "GIAS",
     "GIASParams",
     "GIASResult",
+    "GIX",
+    "GIZ",
+    "GIZ_PHASE",
     "HARD",
     "MAIN",
     "NOTEBOOK",
