@@ -43,20 +43,9 @@ from gi_lib.experiments.aggregation_leakage.figures import (
 )
 from gi_lib.experiments.aggregation_leakage.inversions import (
     _analytic_first_layer,  # noqa: F401 - the tests check it by this name
-    run_inversions,
 )
 from gi_lib.experiments.aggregation_leakage.params import (
     NOTEBOOK,
-    SRC_CPA,
-    SRC_HE,
-    SRC_IG,
-    SRC_INCONSISTENCY,
-    SRC_LABELS,
-    SRC_LAM,
-    SRC_LIGHT,
-    SRC_MASK,
-    SRC_RTF,
-    SRC_SECAGG,
     LeakageParams,
     LeakageRun,
     check,
@@ -67,26 +56,9 @@ from gi_lib.experiments.aggregation_leakage.report import (
     rows,
     summary_text,
 )
-from gi_lib.experiments.aggregation_leakage.sections import (
-    run_cocktail,
-    run_collusion,
-    run_he,
-    run_imprint,
-    run_labels,
-)
 
 __all__ = [
     "NOTEBOOK",
-    "SRC_CPA",
-    "SRC_HE",
-    "SRC_IG",
-    "SRC_INCONSISTENCY",
-    "SRC_LABELS",
-    "SRC_LAM",
-    "SRC_LIGHT",
-    "SRC_MASK",
-    "SRC_RTF",
-    "SRC_SECAGG",
     "LeakageParams",
     "LeakageRun",
     "check",
@@ -96,11 +68,5 @@ __all__ = [
     "leak_table",
     "rows",
     "run",
-    "run_cocktail",
-    "run_collusion",
-    "run_he",
-    "run_imprint",
-    "run_inversions",
-    "run_labels",
     "summary_text",
 ]

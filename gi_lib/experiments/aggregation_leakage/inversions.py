@@ -59,6 +59,16 @@ def _pool(
     return images, labels
 
 
+def _fc_network(params: LeakageParams, images: torch.Tensor) -> torch.nn.Module:
+    """The page's FC-2 network (``cpa_hidden`` units) for images like ``images``."""
+    return cocktail_party.fc_network(
+        tuple(images.shape[1:]),  # type: ignore[arg-type]
+        params.cpa_hidden,
+        data.dataset_info(params.dataset).num_classes,
+        seed=params.seed,
+    )
+
+
 def _analytic_first_layer(
     weight_gradient: torch.Tensor, bias_gradient: torch.Tensor, shape: tuple[int, ...]
 ) -> torch.Tensor:
@@ -265,12 +275,7 @@ def _inconsistent_fc(
     k = params.secure_clients
     images, labels = images[:k].cpu(), labels[:k].cpu()
     shape = tuple(images.shape[1:])
-    net = cocktail_party.fc_network(
-        shape,  # type: ignore[arg-type]
-        params.cpa_hidden,
-        info.num_classes,
-        seed=params.seed,
-    )
+    net = _fc_network(params, images)
     suppressed = inconsistency.suppressing_model(net)
 
     def update(model: torch.nn.Module, i: int) -> tuple[torch.Tensor, ...]:

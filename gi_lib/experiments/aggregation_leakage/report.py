@@ -4,20 +4,8 @@ the claims it checks.
 
 from __future__ import annotations
 
-from gi_lib.experiments.aggregation_leakage.params import (
-    SRC_CPA,
-    SRC_HE,
-    SRC_IG,
-    SRC_INCONSISTENCY,
-    SRC_LABELS,
-    SRC_LAM,
-    SRC_LIGHT,
-    SRC_MASK,
-    SRC_RTF,
-    SRC_SECAGG,
-    LeakageRun,
-    _mean,
-)
+from gi_lib.experiments.aggregation_leakage import params as page
+from gi_lib.experiments.aggregation_leakage.params import LeakageRun, _mean
 from gi_lib.results import Claim, ResultRow, bound_claim, paired_claim
 
 
@@ -216,6 +204,11 @@ def rows(result: LeakageRun) -> list[ResultRow]:
     return out
 
 
+def _exact(claim: str, source: str, mismatches: float) -> Claim:
+    """A claim of exact recovery: no mismatched integers (a count below 0.5)."""
+    return bound_claim(claim, source, [mismatches], below=0.5, what="mismatches")
+
+
 def claims(result: LeakageRun) -> list[Claim]:
     """The claims this page checks, each on this run's numbers."""
     m, c, inc, he = result.masked, result.collusion, result.inconsistency, result.he
@@ -225,7 +218,7 @@ def claims(result: LeakageRun) -> list[Claim]:
         paired_claim(
             "The same client's plaintext update is inverted better than its "
             "masked upload (Inverting Gradients, same image and seed per trial).",
-            SRC_MASK,
+            page.SRC_MASK,
             m["psnr_plain"],
             m["psnr_masked"],
             names=("plaintext", "masked"),
@@ -234,7 +227,7 @@ def claims(result: LeakageRun) -> list[Claim]:
             "A masked upload, inverted, is no better than an unrelated image "
             "(within 2 dB: the unrelated image's PSNR plus 2 dB beats the "
             "masked upload's).",
-            SRC_MASK,
+            page.SRC_MASK,
             [u + 2.0 for u in m["psnr_unrelated"]],
             m["psnr_masked"],
             names=("unrelated + 2 dB", "masked"),
@@ -243,7 +236,7 @@ def claims(result: LeakageRun) -> list[Claim]:
             "The round's label counts are read exactly from the aggregated "
             "last-layer gradient of cross-entropy FedSGD, at every number of "
             "clients tried.",
-            SRC_LABELS,
+            page.SRC_LABELS,
             [min(v["exact"] for v in result.labels.values())],
             above=0.99,
             what="fraction of exact rounds at the worst N",
@@ -251,7 +244,7 @@ def claims(result: LeakageRun) -> list[Claim]:
         paired_claim(
             "Inverting Gradients on the sum loses quality as clients are added "
             f"(PSNR at N = {ns[0]} against N = {ns[-1]}, paired by trial).",
-            SRC_IG,
+            page.SRC_IG,
             result.ig[ns[0]],
             result.ig[ns[-1]],
             names=(f"N = {ns[0]}", f"N = {ns[-1]}"),
@@ -261,7 +254,7 @@ def claims(result: LeakageRun) -> list[Claim]:
             f"recovers individual images from a sum of {max(result.cpa)} samples "
             f"(recovered: PSNR >= {result.params.recovered_psnr:g} dB up to sign "
             "and scale); at least a quarter of them.",
-            SRC_CPA,
+            page.SRC_CPA,
             [result.cpa[max(result.cpa)]["cpa_fraction"]],
             above=0.25,
             what="fraction recovered",
@@ -269,7 +262,7 @@ def claims(result: LeakageRun) -> list[Claim]:
         bound_claim(
             "Robbing the Fed recovers exactly every sample alone in its bin, "
             "from the sum (recovered minus singleton bins, worst size).",
-            SRC_RTF,
+            page.SRC_RTF,
             [min(v["recovered"] - v["singletons"] for v in result.rtf.values())],
             above=-0.5,
             what="recovered minus singletons",
@@ -277,26 +270,24 @@ def claims(result: LeakageRun) -> list[Claim]:
         bound_claim(
             "Through SecAgg, the imprint recovery still finds single images "
             "(images recovered from the decoded secure sum).",
-            SRC_RTF,
+            page.SRC_RTF,
             [result.rtf_secagg["recovered"]],
             above=0.5,
             what="images recovered",
         ),
-        bound_claim(
+        _exact(
             "Model inconsistency makes the secure sum equal the target's update "
             "on every parameter the others' dead model silences (mismatched "
             "integers, ConvNet and FC-2's first layer, every trial).",
-            SRC_INCONSISTENCY,
-            [inc["mismatches"] + inc["fc_mismatches"]],
-            below=0.5,
-            what="mismatches",
+            page.SRC_INCONSISTENCY,
+            inc["mismatches"] + inc["fc_mismatches"],
         ),
         paired_claim(
             "On a network whose first layer is fully connected with a bias "
             "(FC-2), the target's image is read off the isolated update "
             "exactly (x = dW_r / db_r), far better than the same formula on the "
             "honest sum (paired by trial).",
-            SRC_INCONSISTENCY,
+            page.SRC_INCONSISTENCY,
             iso["analytic_isolated"],
             iso["analytic_honest"],
             names=("isolated", "honest sum"),
@@ -304,7 +295,7 @@ def claims(result: LeakageRun) -> list[Claim]:
         paired_claim(
             "The isolated update is inverted (Inverting Gradients, ConvNet) "
             "better than the same image from the honest sum (paired by trial).",
-            SRC_INCONSISTENCY,
+            page.SRC_INCONSISTENCY,
             iso["ig_isolated"],
             iso["ig_honest_target"],
             names=("isolated", "honest sum"),
@@ -313,7 +304,7 @@ def claims(result: LeakageRun) -> list[Claim]:
             "The server with t colluding clients unmasks one SecAgg client "
             "exactly; with t - 1 it cannot (1 = exact recovery, 0 = none; "
             "t-recovery minus (t-1)-recovery).",
-            SRC_SECAGG,
+            page.SRC_SECAGG,
             [c.get("secagg_t_exact", 0.0) - c["secagg_t_minus_1_recovers"]],
             above=0.5,
             what="t exact minus t-1 recovers",
@@ -322,7 +313,7 @@ def claims(result: LeakageRun) -> list[Claim]:
             "LightSecAgg: T colluders learn nothing of a user's mask, U recover "
             "the user's update exactly, U - 1 cannot (pieces leaked at T, then "
             "exactness at U minus recovery at U-1).",
-            SRC_LIGHT,
+            page.SRC_LIGHT,
             [
                 c.get("light_U_exact", 0.0)
                 - c["light_U_minus_1_recovers"]
@@ -331,25 +322,18 @@ def claims(result: LeakageRun) -> list[Claim]:
             above=0.5,
             what="score",
         ),
-        bound_claim(
+        _exact(
             "Two rounds whose client sets differ by one client give that "
             "client's update exactly (mismatched integers, SecAgg and LightSecAgg).",
-            SRC_LAM,
-            [
-                c["difference_secagg_mismatches"]
-                + c["difference_lightsecagg_mismatches"]
-            ],
-            below=0.5,
-            what="mismatches",
+            page.SRC_LAM,
+            c["difference_secagg_mismatches"] + c["difference_lightsecagg_mismatches"],
         ),
-        bound_claim(
+        _exact(
             "A participant's two decryptions around another's upload hold that "
             "upload exactly, while the server's view holds no plaintext "
             "(mismatches plus plaintext found).",
-            SRC_HE,
-            [he["mismatches"] + he["server_sees_plaintext"]],
-            below=0.5,
-            what="mismatches",
+            page.SRC_HE,
+            he["mismatches"] + he["server_sees_plaintext"],
         ),
     ]
     return out

@@ -19,11 +19,16 @@ from gi_lib.attacks import (
     imprint,
     sum_labels,
 )
-from gi_lib.defenses.aggregation import UpdateLayout
+from gi_lib.defenses.aggregation import AggregationProtocol, UpdateLayout
 from gi_lib.defenses.he import AsyncSGD, make_backend
 from gi_lib.defenses.lightsecagg import LightSecAgg
 from gi_lib.defenses.secagg import default_threshold
-from gi_lib.experiments.aggregation_leakage.inversions import _ig, _pool, _secure
+from gi_lib.experiments.aggregation_leakage.inversions import (
+    _fc_network,
+    _ig,
+    _pool,
+    _secure,
+)
 from gi_lib.experiments.aggregation_leakage.params import LeakageParams, LeakageRun
 
 
@@ -60,13 +65,7 @@ def run_cocktail(params: LeakageParams, result: LeakageRun, progress: bool) -> N
     """Section 4: Cocktail Party and FastICA against the samples in the sum."""
     info = data.dataset_info(params.dataset)
     images, labels = _pool(params, max(params.cpa_sizes))
-    shape = tuple(images.shape[1:])
-    net = cocktail_party.fc_network(
-        shape,  # type: ignore[arg-type]
-        params.cpa_hidden,
-        info.num_classes,
-        seed=params.seed,
-    )
+    net = _fc_network(params, images)
     cpa = build_attack("cocktail_party", iterations=params.cpa_iterations)
     ica = build_attack("fastica")
     for m in tqdm(params.cpa_sizes, desc="cocktail party", disable=not progress):
@@ -176,17 +175,25 @@ def run_collusion(params: LeakageParams, result: LeakageRun) -> None:
     secagg = _secure(params, params.seed)
     t = default_threshold(n)
     out: dict[str, float] = {"clients": float(n), "secagg_threshold": float(t)}
-    for label, count in (("t", t), ("t_minus_1", t - 1)):
-        replay = collusion.replay_unmasking(
-            secagg, updates, target=0, colluders=range(1, 1 + count)
-        )
-        out[f"secagg_{label}_recovers"] = float(replay.succeeded)
-        if replay.succeeded:
-            exact = np.array_equal(
-                collusion.signed(secagg, replay.recovered),
-                collusion.quantised(secagg, updates[0]),
+
+    def replay(
+        name: str, protocol: AggregationProtocol, thresholds: dict[str, int]
+    ) -> None:
+        """Client 0 unmasked by the server and the first ``count`` others, at
+        each threshold: whether it succeeds, and whether exactly."""
+        for label, count in thresholds.items():
+            got = collusion.replay_unmasking(
+                protocol, updates, target=0, colluders=range(1, 1 + count)
             )
-            out[f"secagg_{label}_exact"] = float(exact)
+            out[f"{name}_{label}_recovers"] = float(got.succeeded)
+            if got.succeeded:
+                exact = np.array_equal(
+                    collusion.signed(protocol, got.recovered),
+                    collusion.quantised(protocol, updates[0]),
+                )
+                out[f"{name}_{label}_exact"] = float(exact)
+
+    replay("secagg", secagg, {"t": t, "t_minus_1": t - 1})
     privacy, target = max(1, (n - 1) // 3), max(2, (2 * n) // 3)
     light = LightSecAgg(privacy=privacy, target=target, seed=params.seed)
     out["light_T"], out["light_U"] = float(privacy), float(target)
@@ -196,17 +203,7 @@ def run_collusion(params: LeakageParams, result: LeakageRun) -> None:
         c: collusion.lightsecagg_leaked_pieces(code, range(1, 1 + c)) for c in range(n)
     }
     out["light_pieces"] = float(code.num_pieces)
-    for label, count in (("U", target), ("U_minus_1", target - 1)):
-        replay = collusion.replay_unmasking(
-            light, updates, target=0, colluders=range(1, 1 + count)
-        )
-        out[f"light_{label}_recovers"] = float(replay.succeeded)
-        if replay.succeeded:
-            exact = np.array_equal(
-                collusion.signed(light, replay.recovered),
-                collusion.quantised(light, updates[0]),
-            )
-            out[f"light_{label}_exact"] = float(exact)
+    replay("light", light, {"U": target, "U_minus_1": target - 1})
     for name, protocol in (("secagg", secagg), ("lightsecagg", light)):
         diff = collusion.difference_rounds(protocol, updates, isolated=n - 1)
         mismatches = int(

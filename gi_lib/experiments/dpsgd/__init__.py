@@ -30,43 +30,12 @@ The page's modules: :mod:`~gi_lib.experiments.dpsgd.params`,
 from __future__ import annotations
 
 from gi_lib.experiments.dpsgd.accountant import (
-    AccountantCheck,
     accountant_check,
     strong_composition_epsilon,
 )
-from gi_lib.experiments.dpsgd.experiment import (
-    DPSGDRun,
-    run,
-    settings,
-    spent,
-    target_of,
-)
-from gi_lib.experiments.dpsgd.figures import (
-    examples_figure,
-    setting_text,
-    tradeoff_figure,
-)
-from gi_lib.experiments.dpsgd.params import (
-    ACCOUNTANT_DELTA,
-    ACCOUNTANT_Q,
-    ACCOUNTANT_SIGMA,
-    ACCOUNTANT_SOURCE,
-    CIFAR_SOURCE,
-    DLG_SOURCE,
-    FAR_SMALLER,
-    MODEL,
-    NOTEBOOK,
-    PAPER_ACCURACY,
-    PAPER_GAP,
-    PAPER_MOMENTS,
-    PAPER_NON_PRIVATE,
-    PAPER_STRONG,
-    SOURCE,
-    DPSGDParams,
-    attack_label,
-    check,
-    label,
-)
+from gi_lib.experiments.dpsgd.experiment import DPSGDRun, run, spent
+from gi_lib.experiments.dpsgd.figures import examples_figure, tradeoff_figure
+from gi_lib.experiments.dpsgd.params import NOTEBOOK, DPSGDParams, check
 from gi_lib.experiments.dpsgd.report import (
     accountant_text,
     blank_psnr,
@@ -76,39 +45,19 @@ from gi_lib.experiments.dpsgd.report import (
 )
 
 __all__ = [
-    "ACCOUNTANT_DELTA",
-    "ACCOUNTANT_Q",
-    "ACCOUNTANT_SIGMA",
-    "ACCOUNTANT_SOURCE",
-    "AccountantCheck",
-    "CIFAR_SOURCE",
-    "DLG_SOURCE",
+    "NOTEBOOK",
     "DPSGDParams",
     "DPSGDRun",
-    "FAR_SMALLER",
-    "MODEL",
-    "NOTEBOOK",
-    "PAPER_ACCURACY",
-    "PAPER_GAP",
-    "PAPER_MOMENTS",
-    "PAPER_NON_PRIVATE",
-    "PAPER_STRONG",
-    "SOURCE",
     "accountant_check",
     "accountant_text",
-    "attack_label",
     "blank_psnr",
     "check",
     "claims",
     "examples_figure",
-    "label",
     "rows",
     "run",
-    "setting_text",
-    "settings",
     "spent",
     "strong_composition_epsilon",
     "summary_text",
-    "target_of",
     "tradeoff_figure",
 ]

@@ -9,24 +9,9 @@ import torch
 from gi_lib import metrics
 from gi_lib.experiments import defense_page
 from gi_lib.experiments.common import AttackedSample, mean_of, score_rows
+from gi_lib.experiments.dpsgd import params as page
 from gi_lib.experiments.dpsgd.experiment import DPSGDRun, spent, target_of
 from gi_lib.experiments.dpsgd.figures import setting_text
-from gi_lib.experiments.dpsgd.params import (
-    ACCOUNTANT_Q,
-    ACCOUNTANT_SIGMA,
-    ACCOUNTANT_SOURCE,
-    CIFAR_SOURCE,
-    DLG_SOURCE,
-    FAR_SMALLER,
-    MODEL,
-    PAPER_ACCURACY,
-    PAPER_GAP,
-    PAPER_MOMENTS,
-    PAPER_NON_PRIVATE,
-    PAPER_STRONG,
-    SOURCE,
-    attack_label,
-)
 from gi_lib.results import Claim, ResultRow, bound_claim, untested_claim
 
 
@@ -47,13 +32,13 @@ def rows(result: DPSGDRun) -> list[ResultRow]:
     """Test accuracy (ours vs the paper's), epsilon of each run, the
     accountant example, and the attack's PSNR/SSIM per setting."""
     p = result.params
-    prefix = f"{p.dataset}/{MODEL}"
+    prefix = f"{p.dataset}/{page.MODEL}"
     out = [
         ResultRow.against(
             f"{prefix}/non-private",
             "test_accuracy",
             result.non_private.test_accuracy,
-            PAPER_NON_PRIVATE,
+            page.PAPER_NON_PRIVATE,
             _accuracy_note(result, None),
         )
     ]
@@ -64,7 +49,7 @@ def rows(result: DPSGDRun) -> list[ResultRow]:
                 f"{prefix}/{name}",
                 "test_accuracy",
                 trained.test_accuracy,
-                PAPER_ACCURACY.get(target),
+                page.PAPER_ACCURACY.get(target),
                 _accuracy_note(result, name),
             )
         )
@@ -81,14 +66,15 @@ def rows(result: DPSGDRun) -> list[ResultRow]:
         )
     for check in result.accountant:
         setting = (
-            f"accountant/q{ACCOUNTANT_Q:g}-sigma{ACCOUNTANT_SIGMA:g}-E{check.epochs}"
+            f"accountant/q{page.ACCOUNTANT_Q:g}-sigma{page.ACCOUNTANT_SIGMA:g}"
+            f"-E{check.epochs}"
         )
         out.append(
             ResultRow.against(
                 f"{setting}/moments",
                 "epsilon",
                 check.moments,
-                PAPER_MOMENTS[check.epochs],
+                page.PAPER_MOMENTS[check.epochs],
                 "the paper's moments-accountant tail bound (orders 1..32) on opacus's "
                 "Renyi divergences of the sampled Gaussian mechanism",
             )
@@ -98,7 +84,7 @@ def rows(result: DPSGDRun) -> list[ResultRow]:
                 f"{setting}/opacus-rdp",
                 "epsilon",
                 check.rdp,
-                PAPER_MOMENTS[check.epochs],
+                page.PAPER_MOMENTS[check.epochs],
                 "opacus's RDP accountant: the same divergences, converted to "
                 "(epsilon, delta) by Balle et al. (2020), which is tighter than the "
                 "paper's tail bound; the paper's value is its moments accountant's",
@@ -125,7 +111,7 @@ def claims(result: DPSGDRun) -> list[Claim]:
     by_target = {target_of(result, n): n for n in result.private}
     for target, low in ((2.0, 0.93), (0.5, 0.88), (8.0, 0.95)):
         name = by_target.get(target)
-        paper = PAPER_ACCURACY[target].value
+        paper = page.PAPER_ACCURACY[target].value
         claim = (
             f"DP-SGD with DP-PCA keeps about {100 * paper:.0f}% test accuracy on "
             f"MNIST at (epsilon {target:g}, delta 1e-5)."
@@ -133,14 +119,16 @@ def claims(result: DPSGDRun) -> list[Claim]:
         if name is None:
             out.append(
                 untested_claim(
-                    claim, SOURCE, f"this run trains no model at epsilon {target:g}"
+                    claim,
+                    page.SOURCE,
+                    f"this run trains no model at epsilon {target:g}",
                 )
             )
             continue
         out.append(
             bound_claim(
                 claim,
-                SOURCE,
+                page.SOURCE,
                 [result.private[name].test_accuracy],
                 above=low,
                 what=(
@@ -158,21 +146,23 @@ def claims(result: DPSGDRun) -> list[Claim]:
     )
     if name is None:
         out.append(
-            untested_claim(gap_claim, SOURCE, "this run trains no model at epsilon 8")
+            untested_claim(
+                gap_claim, page.SOURCE, "this run trains no model at epsilon 8"
+            )
         )
     else:
         gap = result.non_private.test_accuracy - result.private[name].test_accuracy
         out.append(
             bound_claim(
                 gap_claim,
-                SOURCE,
+                page.SOURCE,
                 [gap],
-                below=PAPER_GAP + 0.02,
+                below=page.PAPER_GAP + 0.02,
                 what=(
                     "non-private minus epsilon-8 test accuracy "
                     f"({100 * result.non_private.test_accuracy:.1f}% - "
                     f"{100 * result.private[name].test_accuracy:.1f}%; 'about 1.3' "
-                    f"read as below {PAPER_GAP + 0.02:g})"
+                    f"read as below {page.PAPER_GAP + 0.02:g})"
                 ),
             )
         )
@@ -182,9 +172,9 @@ def claims(result: DPSGDRun) -> list[Claim]:
             "For q = 0.01, sigma = 4, delta = 1e-5 the moments accountant gives a far "
             "smaller epsilon than the strong composition theorem (1.26 vs 9.34 at 100 "
             "epochs, 2.55 vs 24.22 at 400).",
-            ACCOUNTANT_SOURCE,
+            page.ACCOUNTANT_SOURCE,
             [min(ratios)],
-            above=FAR_SMALLER,
+            above=page.FAR_SMALLER,
             what=(
                 "smallest ratio of strong composition's epsilon to the moments "
                 "accountant's, both computed here ("
@@ -192,7 +182,7 @@ def claims(result: DPSGDRun) -> list[Claim]:
                     f"{c.epochs} epochs: {c.strong:.3g} vs {c.moments:.3g}"
                     for c in result.accountant
                 )
-                + f"); 'far smaller' read as a factor above {FAR_SMALLER:g}"
+                + f"); 'far smaller' read as a factor above {page.FAR_SMALLER:g}"
             ),
         )
     )
@@ -200,7 +190,7 @@ def claims(result: DPSGDRun) -> list[Claim]:
         untested_claim(
             "On CIFAR-10, DP-SGD reaches 67%, 70% and 73% test accuracy at epsilon "
             "2, 4 and 8 (about 7 points below non-private).",
-            CIFAR_SOURCE,
+            page.CIFAR_SOURCE,
             "needs convolutional layers pre-trained on CIFAR-100 (treated as public) "
             "and lots of 2,000-4,000; this book's data has no CIFAR-100 training "
             "copy, so no comparable setting runs here",
@@ -210,7 +200,7 @@ def claims(result: DPSGDRun) -> list[Claim]:
         untested_claim(
             "Without the PCA projection, MNIST accuracy is about 2 points lower; "
             "a random projection reaches about 92.5%.",
-            SOURCE,
+            page.SOURCE,
             "the page trains only the paper's main setting (the ablations would add "
             "a run each)",
         )
@@ -241,12 +231,12 @@ def _dlg_claim(result: DPSGDRun) -> Claim:
         f">= {smallest_training:.3g}), its reconstructions are no closer to the "
         "private image than an all-black image."
     )
-    noised = result.trials[attack_label(sigma)]
+    noised = result.trials[page.attack_label(sigma)]
     none = [t.psnr for t in result.trials["none"]]
     black = round(sum(blank_psnr(noised)) / len(noised), 1)
     return bound_claim(
         claim,
-        DLG_SOURCE,
+        page.DLG_SOURCE,
         [t.psnr for t in noised],
         below=black,
         unit="dB",
@@ -264,7 +254,7 @@ def summary_text(result: DPSGDRun) -> str:
     parts = []
     for name, trained in result.private.items():
         target = target_of(result, name)
-        paper = PAPER_ACCURACY.get(target)
+        paper = page.PAPER_ACCURACY.get(target)
         versus = ""
         if paper is not None:
             diff = 100 * (trained.test_accuracy - paper.value)
@@ -282,7 +272,7 @@ def summary_text(result: DPSGDRun) -> str:
     return (
         f"In this run ({p.profile} profile; {setting_text(result)}): non-private "
         f"test accuracy {100 * result.non_private.test_accuracy:.1f}% (the paper: "
-        f"{100 * PAPER_NON_PRIVATE.value:.1f}% on 60,000 images); DP-SGD "
+        f"{100 * page.PAPER_NON_PRIVATE.value:.1f}% on 60,000 images); DP-SGD "
         + "; ".join(parts)
         + f". {defense_page.ATTACK_TITLES[p.attack]}'s mean PSNR against the private "
         f"image: {attack}."
@@ -293,9 +283,9 @@ def accountant_text(result: DPSGDRun) -> str:
     """The accountant example's numbers, for the page's prose."""
     lines = [
         f"{c.epochs} epochs: the paper's moments accountant "
-        f"{PAPER_MOMENTS[c.epochs].value:g} (ours {c.moments:.3g}), opacus's RDP "
-        f"accountant {c.rdp:.3g}, strong composition {PAPER_STRONG[c.epochs]:g} in "
-        f"the paper (our bound {c.strong:.3g})"
+        f"{page.PAPER_MOMENTS[c.epochs].value:g} (ours {c.moments:.3g}), opacus's "
+        f"RDP accountant {c.rdp:.3g}, strong composition "
+        f"{page.PAPER_STRONG[c.epochs]:g} in the paper (our bound {c.strong:.3g})"
         for c in result.accountant
     ]
     return "For q = 0.01, sigma = 4, delta = 1e-5: " + "; ".join(lines) + "."

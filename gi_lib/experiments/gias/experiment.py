@@ -19,16 +19,8 @@ from gi_lib.experiments.common import (
     attack_and_score,
     uses_num_threads,
 )
-from gi_lib.experiments.gias.params import (
-    GIAS,
-    GIX,
-    GIZ,
-    GIZ_PHASE,
-    HARD,
-    MAIN,
-    STRESS,
-    GIASParams,
-)
+from gi_lib.experiments.gias import params as page
+from gi_lib.experiments.gias.params import GIASParams
 from gi_lib.params import resolve_device
 
 
@@ -69,7 +61,9 @@ class GIASResult:
     seconds: float = 0.0
 
 
-def attacked_batches(params: GIASParams) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def attacked_batches(
+    params: GIASParams,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``num_trials`` test batches of distinct labels from the attacked classes."""
     images, labels = training.sample_split(
         params.dataset, "test", 2000, params.seed + 7
@@ -143,11 +137,11 @@ def _attack(
             result.latent,
             truth,
             seconds=0.0,
-            setting=GIZ_PHASE,
+            setting=page.GIZ_PHASE,
             index=trial,
             true_labels=labels,
         )
-        setting.add(GIZ_PHASE, phase, result.latent.loss)
+        setting.add(page.GIZ_PHASE, phase, result.latent.loss)
     return result
 
 
@@ -158,7 +152,9 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
     device = resolve_device(params.device)
     info = data.dataset_info(params.dataset)
     budget = params.restarts * params.latent_steps + params.gias_steps
-    trained = generators.trained_generator(
+    # The main generator saw every class, the stress test's only some.
+    gan = functools.partial(
+        generators.trained_generator,
         params.dataset,
         epochs=params.gan_epochs,
         seed=params.seed,
@@ -166,15 +162,8 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
         ngf=params.ngf,
         num_images=params.gan_images,
     )
-    stress = generators.trained_generator(
-        params.dataset,
-        epochs=params.gan_epochs,
-        seed=params.seed,
-        device=device,
-        ngf=params.ngf,
-        num_images=params.gan_images,
-        classes=params.generator_classes,
-    )
+    trained = gan()
+    stress = gan(classes=params.generator_classes)
     classifier = training.trained_model(
         "smallconv16",
         params.dataset,
@@ -198,7 +187,7 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
     victim = models.build_model(params.model, info, seed=params.seed).to(device).eval()
     gias_config, giz_config = _configs(params, trained, budget)
     stress_gias, _ = _configs(params, stress, budget)
-    settings = {name: Setting(name) for name in (MAIN, HARD, STRESS)}
+    settings = {name: Setting(name) for name in (page.MAIN, page.HARD, page.STRESS)}
     projections = torch.empty(0)
     gix = build_attack(
         "inverting",
@@ -209,27 +198,23 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
     for trial, (truth, labels) in enumerate(attacked_batches(params)):
         truth, labels = truth.to(device), labels.to(device)
         seed = params.seed + trial
-        fitted, ceiling = generators.projection(
-            trained,
-            truth,
-            steps=params.projection_steps,
-            restarts=params.restarts,
-            seed=seed,
-        )
-        _, stress_ceiling = generators.projection(
-            stress,
-            truth,
-            steps=params.projection_steps,
-            restarts=params.restarts,
-            seed=seed,
+        (fitted, ceiling), (_, stress_ceiling) = (
+            generators.projection(
+                generator,
+                truth,
+                steps=params.projection_steps,
+                restarts=params.restarts,
+                seed=seed,
+            )
+            for generator in (trained, stress)
         )
         if trial == 0:
             projections = fitted
-        settings[MAIN].ceiling.append(float(ceiling.mean()))
-        settings[HARD].ceiling.append(float(ceiling.mean()))
-        settings[STRESS].ceiling.append(float(stress_ceiling.mean()))
+        settings[page.MAIN].ceiling.append(float(ceiling.mean()))
+        settings[page.HARD].ceiling.append(float(ceiling.mean()))
+        settings[page.STRESS].ceiling.append(float(stress_ceiling.mean()))
         pruning = GradientPruning(params.pruning, seed=seed)
-        for name, defense in ((MAIN, None), (HARD, pruning)):
+        for name, defense in ((page.MAIN, None), (page.HARD, pruning)):
             observation = fl.observe_fedsgd(
                 victim,
                 truth,
@@ -247,20 +232,22 @@ def run(params: GIASParams, *, progress: bool = True) -> GIASResult:
                 seed=seed,
                 trial=trial,
             )
-            run_arm(setting, GIX, gix)
-            if name == MAIN:
-                run_arm(setting, GIZ, build_attack("gi_z", giz_config))
-            run_arm(setting, GIAS, build_attack("gias", gias_config))
-            if name == MAIN:
-                run_arm(settings[STRESS], GIAS, build_attack("gias", stress_gias))
+            run_arm(setting, page.GIX, gix)
+            if name == page.MAIN:
+                run_arm(setting, page.GIZ, build_attack("gi_z", giz_config))
+            run_arm(setting, page.GIAS, build_attack("gias", gias_config))
+            if name == page.MAIN:
+                run_arm(
+                    settings[page.STRESS], page.GIAS, build_attack("gias", stress_gias)
+                )
         if progress:
             print(
                 f"batch {trial + 1}/{params.num_trials}: "
                 + ", ".join(
-                    f"{a} {settings[MAIN].psnr(a)[-1]:.1f} dB"
-                    for a in settings[MAIN].arms
+                    f"{a} {settings[page.MAIN].psnr(a)[-1]:.1f} dB"
+                    for a in settings[page.MAIN].arms
                 )
-                + f"; ceiling {settings[MAIN].ceiling[-1]:.1f} dB",
+                + f"; ceiling {settings[page.MAIN].ceiling[-1]:.1f} dB",
                 flush=True,
             )
     return GIASResult(

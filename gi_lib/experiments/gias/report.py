@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from gi_lib.experiments.common import PAPER_NUMBERS_UNREAD, mean, threads_text
+from gi_lib.experiments.gias import params as page
 from gi_lib.experiments.gias.experiment import GIASResult, Setting
-from gi_lib.experiments.gias.params import (
-    GIAS,
-    GIX,
-    GIZ,
-    GIZ_PHASE,
-    HARD,
-    MAIN,
-    PAPER,
-    STRESS,
-)
 from gi_lib.results import Claim, ResultRow, paired_claim
+
+CEILING = "ceiling"
+"""The projection ceiling's name where a claim sets it against an arm."""
 
 
 def summary_text(result: GIASResult) -> str:
     """The run's numbers in a few sentences."""
     p = result.params
-    main, hard, stress = (result.settings[k] for k in (MAIN, HARD, STRESS))
+    main, hard, stress = (
+        result.settings[k] for k in (page.MAIN, page.HARD, page.STRESS)
+    )
     gen = result.generator
     trained = (
         "loaded from the cache"
@@ -42,12 +38,13 @@ def summary_text(result: GIASResult) -> str:
         f"images {result.real_confidence.mean_confidence:.2f} and "
         f"{result.real_confidence.share_confident:.0%}). On "
         f"{p.num_trials} batches of {p.batch_size}, at {result.budget} gradient "
-        f"evaluations each: {fmt(main, GIX)}, {fmt(main, GIZ)}, "
-        f"{fmt(main, GIAS)} ({fmt(main, GIZ_PHASE)}); the projection ceiling is "
-        f"{mean(main.ceiling):.1f} dB. With {p.pruning:.0%} of the gradient "
-        f"pruned: {fmt(hard, GIX)}, {fmt(hard, GIAS)}. With the generator that "
-        f"never saw the attacked classes: {fmt(stress, GIZ_PHASE)}, "
-        f"{fmt(stress, GIAS)}, ceiling {mean(stress.ceiling):.1f} dB "
+        f"evaluations each: {fmt(main, page.GIX)}, {fmt(main, page.GIZ)}, "
+        f"{fmt(main, page.GIAS)} ({fmt(main, page.GIZ_PHASE)}); the projection "
+        f"ceiling is {mean(main.ceiling):.1f} dB. With {p.pruning:.0%} of the "
+        f"gradient pruned: {fmt(hard, page.GIX)}, {fmt(hard, page.GIAS)}. With the "
+        "generator that never saw the attacked classes: "
+        f"{fmt(stress, page.GIZ_PHASE)}, {fmt(stress, page.GIAS)}, ceiling "
+        f"{mean(stress.ceiling):.1f} dB "
         f"({threads_text(p.num_threads)}, {result.seconds:.0f} s)."
     )
 
@@ -100,78 +97,96 @@ def rows(result: GIASResult) -> list[ResultRow]:
 
 def claims(result: GIASResult) -> list[Claim]:
     """The paper's claims, judged on the paired batches of this run."""
-    main, hard, stress = (result.settings[k] for k in (MAIN, HARD, STRESS))
+    main, hard, stress = (
+        result.settings[k] for k in (page.MAIN, page.HARD, page.STRESS)
+    )
     fig2 = (
-        f"{PAPER}, Fig. 2 caption (search spaces x, z, w, z/w: GI-z/w, i.e. "
+        f"{page.PAPER}, Fig. 2 caption (search spaces x, z, w, z/w: GI-z/w, i.e. "
         "GIAS, best), as read in the arXiv source"
     )
     fig1 = (
-        f"{PAPER}, Fig. 1 (the repository's main_result.png: latent search alone "
+        f"{page.PAPER}, Fig. 1 (the repository's main_result.png: latent search alone "
         "gives natural images, pixel search noise; qualitative)"
     )
     fig3 = (
-        f"{PAPER}, Fig. 3 caption (GI-x replaced by GIAS), as read in the arXiv source"
+        f"{page.PAPER}, Fig. 3 caption (GI-x replaced by GIAS), as read in the "
+        "arXiv source"
     )
     motivation = (
-        f"{PAPER}, the method's motivation (a latent search is confined to the "
+        f"{page.PAPER}, the method's motivation (a latent search is confined to the "
         "generator's range; adapting its weights lifts that limit); the "
         "projection-ceiling test is ours"
     )
+
+    def versus(
+        claim: str, source: str, setting: Setting, first: str, second: str
+    ) -> Claim:
+        """``first`` beats ``second`` in ``setting``, paired by batch; either
+        may be an arm or the projection ceiling."""
+
+        def scores(name: str) -> list[float]:
+            return setting.ceiling if name == CEILING else setting.psnr(name)
+
+        return paired_claim(
+            claim, source, scores(first), scores(second), names=(first, second)
+        )
+
+    stress_test = "stress test of this book (generator trained on other classes)"
     out = [
-        paired_claim(
+        versus(
             "GIAS beats latent search alone (GI-z) at the same number of steps.",
             fig2,
-            main.psnr(GIAS),
-            main.psnr(GIZ),
-            names=(GIAS, GIZ),
+            main,
+            page.GIAS,
+            page.GIZ,
         ),
-        paired_claim(
+        versus(
             "When the generator fits the data, searching its code (GI-z) beats "
             "searching pixels (GI-x).",
             fig1,
-            main.psnr(GIZ),
-            main.psnr(GIX),
-            names=(GIZ, GIX),
+            main,
+            page.GIZ,
+            page.GIX,
         ),
-        paired_claim(
+        versus(
             "Replacing pixel search with GIAS improves the reconstruction where "
             "pixel search struggles (here: a pruned gradient).",
             fig3,
-            hard.psnr(GIAS),
-            hard.psnr(GIX),
-            names=(GIAS, GIX),
+            hard,
+            page.GIAS,
+            page.GIX,
         ),
-        paired_claim(
+        versus(
             "A latent-only search stays under what the generator can represent "
             "(GI-z below the projection ceiling).",
             motivation,
-            main.ceiling,
-            main.psnr(GIZ),
-            names=("ceiling", GIZ),
+            main,
+            CEILING,
+            page.GIZ,
         ),
-        paired_claim(
+        versus(
             "Adapting the generator's weights lets GIAS pass that ceiling.",
             motivation,
-            main.psnr(GIAS),
-            main.ceiling,
-            names=(GIAS, "ceiling"),
+            main,
+            page.GIAS,
+            CEILING,
         ),
-        paired_claim(
+        versus(
             "Ours, not the paper's: with a generator that never saw the attacked "
             "classes, GIAS's parameter search still improves on its latent search.",
-            "stress test of this book (generator trained on other classes)",
-            stress.psnr(GIAS),
-            stress.psnr(GIZ_PHASE),
-            names=(GIAS, GIZ_PHASE),
+            stress_test,
+            stress,
+            page.GIAS,
+            page.GIZ_PHASE,
         ),
-        paired_claim(
+        versus(
             "Ours, not the paper's: with that generator, GIAS passes the "
             "generator's own projection ceiling (what its codes alone can make "
             "of the attacked images).",
-            "stress test of this book (generator trained on other classes)",
-            stress.psnr(GIAS),
-            stress.ceiling,
-            names=(GIAS, "ceiling"),
+            stress_test,
+            stress,
+            page.GIAS,
+            CEILING,
         ),
     ]
     return out

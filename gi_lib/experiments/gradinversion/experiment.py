@@ -4,6 +4,7 @@ the prior ablation and the group arms on unique-label batches."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -218,16 +219,17 @@ def run(params: GradInversionParams, *, progress: bool = True) -> GradInversionR
     info = data.dataset_info(params.dataset)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    trained = training.trained_model(
-        params.model,
-        params.dataset,
+    # Every trained network of the page: the attacked one and the label sweep's.
+    train = functools.partial(
+        training.trained_model,
+        dataset=params.dataset,
         epochs=params.train_epochs,
         seed=params.seed,
         device=device,
         num_images=params.train_images,
         lr=params.train_lr,
-        progress=progress,
     )
+    trained = train(params.model, progress=progress)
     seconds["training"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -240,18 +242,7 @@ def run(params: GradInversionParams, *, progress: bool = True) -> GradInversionR
         points += label_sweep(
             f"{name} (untrained)", untrained, pool_x, pool_y, params, info.num_classes
         )
-        if name == params.model:
-            net = trained.model
-        else:
-            net = training.trained_model(
-                name,
-                params.dataset,
-                epochs=params.train_epochs,
-                seed=params.seed,
-                device=device,
-                num_images=params.train_images,
-                lr=params.train_lr,
-            ).model
+        net = trained.model if name == params.model else train(name).model
         points += label_sweep(
             f"{name} (trained)", net, pool_x, pool_y, params, info.num_classes
         )
