@@ -12,13 +12,18 @@ import yaml
 
 
 def notebook_parser(
-    module: str, description: str, *, parameters: str | None = None
+    module: str,
+    description: str,
+    *,
+    parameters: str | None = None,
+    output: str | None = None,
 ) -> argparse.ArgumentParser:
     """An argument parser for ``python -m gi_lib.<module> NOTEBOOK ...``.
 
-    With ``parameters`` (the help text of ``-p``), the parser also takes
-    ``--profile``, ``--profiles-dir`` and repeated ``-p NAME VALUE`` pairs
-    (read them with :func:`parse_parameters`).
+    With ``parameters`` (the help text of ``-p``), the command runs notebooks:
+    the parser also takes ``--profile``, ``--profiles-dir``, repeated
+    ``-p NAME VALUE`` pairs (read them with :func:`parse_parameters`) and
+    ``--verbose``. ``output`` is the help text of a required ``--output``.
     """
     parser = argparse.ArgumentParser(
         prog=f"python -m gi_lib.{module}", description=description
@@ -37,6 +42,11 @@ def notebook_parser(
             metavar=("NAME", "VALUE"),
             help=parameters,
         )
+        parser.add_argument(
+            "--verbose", action="store_true", help="show the traceback of a failure"
+        )
+    if output is not None:
+        parser.add_argument("--output", required=True, help=output)
     return parser
 
 

@@ -527,8 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runner",
         "Execute a notebook source under a profile with papermill.",
         parameters="override one parameter after the profile (VALUE is read as YAML)",
+        output="executed .ipynb to write",
     )
-    parser.add_argument("--output", required=True, help="executed .ipynb to write")
     parser.add_argument(
         "--results-dir", required=True, help="folder for <notebook>.json results"
     )
@@ -539,9 +539,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--log-output", action="store_true", help="stream cell outputs while running"
-    )
-    parser.add_argument(
-        "--verbose", action="store_true", help="show the traceback of a failure"
     )
     args = parser.parse_args(argv)
     try:

@@ -620,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep",
         "Run a notebook over a grid of parameters on Dask.",
         parameters="a parameter fixed for every point (VALUE is read as YAML)",
+        output="the sweep's folder",
     )
     parser.add_argument(
         "--grid",
@@ -628,16 +629,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=V1,V2",
         help="one swept parameter and its values (repeat for more axes)",
     )
-    parser.add_argument("--output", required=True, help="the sweep's folder")
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler")
     parser.add_argument(
         "--workers", type=int, help="local cluster size (default: one per core)"
     )
     parser.add_argument("--metric", default="psnr", help="the metric to plot")
     parser.add_argument("--x", help="the parameter on the plot's x axis")
-    parser.add_argument(
-        "--verbose", action="store_true", help="show each failure's traceback"
-    )
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
