@@ -39,11 +39,16 @@ from gi_lib.experiments.coded_aggregation.figures import (
 )
 from gi_lib.experiments.coded_aggregation.inversion import (
     InversionDemo,
+    LocalRound,
     inversion_demo,
     inversion_rows,
     inversion_summary,
+    local_round,
     page_inversion_demo,
+    plaintext_sum,
     read_as_update,
+    sum_mismatches,
+    upload_observation,
 )
 from gi_lib.experiments.coded_aggregation.params import (
     CodedAggregationParams,
@@ -55,6 +60,7 @@ __all__ = [
     "CodedAggregationParams",
     "CostRecord",
     "InversionDemo",
+    "LocalRound",
     "SECAGG_MASKED_ROUND",
     "SECAGG_PHASES",
     "check_page",
@@ -65,13 +71,17 @@ __all__ = [
     "inversion_figure",
     "inversion_rows",
     "inversion_summary",
+    "local_round",
     "loglog_slope",
     "network",
     "page_inversion_demo",
     "phase_figure",
+    "plaintext_sum",
     "read_as_update",
     "records_of",
     "secagg_baselines",
+    "sum_mismatches",
     "synthetic_updates",
     "time_figure",
+    "upload_observation",
 ]
