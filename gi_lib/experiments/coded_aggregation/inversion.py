@@ -169,31 +169,31 @@ def read_as_update(payload: bytes, size: int, encoding: FixedPoint) -> np.ndarra
 def inversion_demo(
     label: str,
     protocol: AggregationProtocol,
+    params: CodedAggregationParams,
     *,
     upload_kind: str,
-    dataset: str,
-    model: str,
-    num_clients: int,
-    num_attacked: int,
-    max_iterations: int,
-    seed: int,
     device: torch.device,
 ) -> InversionDemo:
-    """One FedSGD round of ``num_clients`` clients through ``protocol``.
+    """One FedSGD round of a page's ``attack_clients`` clients through
+    ``protocol``.
 
     Every client holds one private image and computes its FedSGD gradient on
     the same freshly initialised model; the protocol sums the updates. For
-    the first ``num_attacked`` clients, Inverting Gradients attacks (a) the
-    bytes the server received from that client (``upload_kind`` messages,
-    read with :func:`read_as_update`) and (b) its plaintext update, with the
-    same budget and seed. The decoded sum is compared with the plaintext
-    fixed-point sum of the survivors.
+    the first ``num_trials`` clients, Inverting Gradients (``max_iterations``)
+    attacks (a) the bytes the server received from that client
+    (``upload_kind`` messages, read with :func:`read_as_update`) and (b) its
+    plaintext update, with the same budget and seed. The decoded sum is
+    compared with the plaintext fixed-point sum of the survivors.
     """
+    num_clients, num_attacked = params.attack_clients, params.num_trials
+    seed, max_iterations = params.seed, params.max_iterations
     if not 1 <= num_attacked <= num_clients:
         raise ValueError(
             f"attack between 1 and {num_clients} clients, got {num_attacked}."
         )
-    clients = local_round(dataset, model, num_clients, seed=seed, device=device)
+    clients = local_round(
+        params.dataset, params.model, num_clients, seed=seed, device=device
+    )
     net, steps, updates = clients.net, clients.steps, clients.updates
     drawn = clients.images.cpu()  # unrelated images are scored on the CPU
     result = protocol.run(updates)
@@ -262,30 +262,6 @@ def inversion_summary(demo: InversionDemo) -> str:
             else f"differs from the plaintext fixed-point sum in {demo.mismatches} "
             "values."
         )
-    )
-
-
-def page_inversion_demo(
-    label: str,
-    protocol: AggregationProtocol,
-    params: CodedAggregationParams,
-    *,
-    upload_kind: str,
-    device: torch.device,
-) -> InversionDemo:
-    """:func:`inversion_demo` with a page's parameters: a round of
-    ``attack_clients`` clients, ``num_trials`` of them attacked."""
-    return inversion_demo(
-        label,
-        protocol,
-        upload_kind=upload_kind,
-        dataset=params.dataset,
-        model=params.model,
-        num_clients=params.attack_clients,
-        num_attacked=params.num_trials,
-        max_iterations=params.max_iterations,
-        seed=params.seed,
-        device=device,
     )
 
 
