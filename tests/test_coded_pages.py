@@ -12,7 +12,8 @@ from gi_lib import results
 from gi_lib.defenses import NetworkModel
 from gi_lib.defenses._fastshare import FastShare
 from gi_lib.defenses._fixedpoint import FixedPoint
-from gi_lib.defenses.lightsecagg import LightSecAgg, pack_field
+from gi_lib.defenses._protocol import pack_field
+from gi_lib.defenses.lightsecagg import LightSecAgg
 from gi_lib.experiments import coded_aggregation as coded
 from gi_lib.experiments import fastsecagg, lightsecagg
 from gi_lib.experiments.common import AttackedSample, score

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from gi_lib.defenses import DropoutSchedule, ProtocolAbort
 from gi_lib.defenses._fastshare import FastShare
 from gi_lib.defenses._field import FieldError, P
+from gi_lib.defenses._protocol import pack_field, unpack_field
 from gi_lib.defenses.aggregation import client_name
 from gi_lib.defenses.fastsecagg import FastSecAgg, recovery_probability
-from gi_lib.defenses.lightsecagg import pack_field, unpack_field
 
 
 def _inputs(n: int, d: int, seed: int = 0) -> list[tuple[torch.Tensor]]:

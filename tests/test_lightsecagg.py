@@ -15,14 +15,9 @@ from hypothesis import strategies as st
 from gi_lib.defenses import DropoutSchedule, ProtocolAbort
 from gi_lib.defenses._field import FIELD, P
 from gi_lib.defenses._fixedpoint import FixedPointOverflow
+from gi_lib.defenses._protocol import pack_field, unpack_field
 from gi_lib.defenses.aggregation import SERVER, client_name
-from gi_lib.defenses.lightsecagg import (
-    LightSecAgg,
-    MaskCode,
-    default_parameters,
-    pack_field,
-    unpack_field,
-)
+from gi_lib.defenses.lightsecagg import LightSecAgg, MaskCode, default_parameters
 
 
 def _inputs(n: int, d: int, seed: int = 0) -> list[tuple[torch.Tensor]]:

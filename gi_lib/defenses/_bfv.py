@@ -26,9 +26,11 @@ import numpy as np
 import tenseal as ts
 from sympy import isprime
 
-from gi_lib.defenses._tenseal import TensealCiphertext, TensealPublic
+from gi_lib.defenses._summands import check_integer
+from gi_lib.defenses._tenseal import TensealCiphertext, TensealScheme, Wire
 
 RING_DEGREES = (4096, 8192, 16384, 32768)
+WIRE = Wire("BFV", b"BFV1", ts.bfv_vector_from)
 
 
 @functools.cache
@@ -83,35 +85,19 @@ class BFVParams:
                 f"BFV: plain_bits must be an integer from 18 to {limit} at "
                 f"poly_degree {self.poly_degree}, got {self.plain_bits}."
             )
-        if int(self.max_summands) != self.max_summands or self.max_summands < 1:
-            raise ValueError(
-                f"BFV: max_summands must be >= 1, got {self.max_summands}."
-            )
+        check_integer("BFV", "max_summands", self.max_summands)
 
 
-class BFVCiphertext(TensealCiphertext):
-    """An encrypted flat vector: one BFV vector per ``slots`` values (see
-    :class:`gi_lib.defenses._tenseal.TensealCiphertext`)."""
-
-
-class BFVPublic(TensealPublic):
-    """The server's view: a context without the secret key (it can add)."""
-
-    label = "BFV"
-    magic = b"BFV1"
-    vector_from = ts.bfv_vector_from
-    ciphertext = BFVCiphertext
-    params: BFVParams
-
-
-class BFVScheme(BFVPublic):
-    """A participant's view: the context with its secret key.
+class BFVScheme(TensealScheme):
+    """A participant's view: the context with its secret key (decrypts to
+    the exact slot-wise sum, int64, signed).
 
     Args:
         params: the BFV parameters (checked here).
     """
 
     name = "bfv"
+    dtype = np.int64
 
     def __init__(self, params: BFVParams | None = None) -> None:
         params = params or BFVParams()
@@ -122,15 +108,9 @@ class BFVScheme(BFVPublic):
             plain_modulus=params.plain_modulus,
             n_threads=1,
         )
-        super().__init__(params, context)
+        super().__init__(params, context, WIRE)
 
-    def public(self) -> BFVPublic:
-        """The server's view: a copy of the context without the secret key."""
-        public = self.context.copy()
-        public.make_context_public()
-        return BFVPublic(self.params, public)
-
-    def encrypt(self, values: np.ndarray) -> BFVCiphertext:
+    def encrypt(self, values: np.ndarray) -> TensealCiphertext:
         """Encrypt a flat vector of signed integers, each within
         ``+-(t - 1) / 2`` (a ValueError otherwise)."""
         x = np.asarray(values).reshape(-1)
@@ -142,18 +122,6 @@ class BFVScheme(BFVPublic):
                 f"BFV: a value of {int(np.abs(x).max())} exceeds the +-{half} the "
                 "plaintext modulus holds."
             )
-        slots = self.params.slots
-        chunks = [
-            ts.bfv_vector(self.context, x[start : start + slots].tolist())
-            for start in range(0, max(x.size, 1), slots)
-        ]
-        return BFVCiphertext(chunks, int(x.size), 1)
-
-    def decrypt(self, c: BFVCiphertext) -> np.ndarray:
-        """The exact slot-wise sum (int64, signed)."""
-        if not c.chunks:
-            return np.zeros(0, dtype=np.int64)
-        out = np.concatenate(
-            [np.asarray(chunk.decrypt(), dtype=np.int64) for chunk in c.chunks]
+        return self._encrypt_chunks(
+            x, lambda chunk: ts.bfv_vector(self.context, chunk.tolist())
         )
-        return out[: c.size]

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import tenseal as ts
 
-from gi_lib.defenses._tenseal import TensealCiphertext, TensealPublic
+from gi_lib.defenses._summands import check_integer
+from gi_lib.defenses._tenseal import TensealCiphertext, TensealScheme, Wire
 
 # SEAL's largest total coefficient-modulus bits for 128-bit security.
 MAX_COEFF_BITS = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
+WIRE = Wire("CKKS", b"CKK1", ts.ckks_vector_from)
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,7 @@ class CKKSParams:
             )
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"CKKS: clip must be positive, got {self.clip}.")
-        if int(self.max_summands) != self.max_summands or self.max_summands < 1:
-            raise ValueError(
-                f"CKKS: max_summands must be >= 1, got {self.max_summands}."
-            )
+        check_integer("CKKS", "max_summands", self.max_summands)
         room = self.coeff_bits[0] - self.scale_bits - 1
         needed = math.log2(self.clip * self.max_summands)
         if not 10 <= self.scale_bits or needed >= room:
@@ -96,29 +95,16 @@ class CKKSParams:
             )
 
 
-class CKKSCiphertext(TensealCiphertext):
-    """An encrypted flat vector: one CKKS vector per ``slots`` values (see
-    :class:`gi_lib.defenses._tenseal.TensealCiphertext`)."""
-
-
-class CKKSPublic(TensealPublic):
-    """The server's view: a context without the secret key (it can add)."""
-
-    label = "CKKS"
-    magic = b"CKK1"
-    vector_from = ts.ckks_vector_from
-    ciphertext = CKKSCiphertext
-    params: CKKSParams
-
-
-class CKKSScheme(CKKSPublic):
-    """A participant's view: the context with its secret key.
+class CKKSScheme(TensealScheme):
+    """A participant's view: the context with its secret key (decrypts to
+    the approximate slot-wise sum, float64).
 
     Args:
         params: the CKKS parameters (checked here).
     """
 
     name = "ckks"
+    dtype = np.float64
 
     def __init__(self, params: CKKSParams | None = None) -> None:
         params = params or CKKSParams()
@@ -130,31 +116,15 @@ class CKKSScheme(CKKSPublic):
             n_threads=1,
         )
         context.global_scale = 2.0**params.scale_bits
-        super().__init__(params, context)
+        super().__init__(params, context, WIRE)
 
-    def public(self) -> CKKSPublic:
-        """The server's view: a copy of the context without the secret key."""
-        public = self.context.copy()
-        public.make_context_public()
-        return CKKSPublic(self.params, public)
-
-    def encrypt(self, values: np.ndarray) -> CKKSCiphertext:
+    def encrypt(self, values: np.ndarray) -> TensealCiphertext:
         """Encrypt a flat vector of reals (clipped to +-clip)."""
         x = np.clip(np.asarray(values, dtype=np.float64).reshape(-1), *self._clip)
-        slots = self.params.slots
-        chunks = [
-            ts.ckks_vector(self.context, x[start : start + slots])
-            for start in range(0, max(x.size, 1), slots)
-        ]
-        return CKKSCiphertext(chunks, int(x.size), 1)
+        return self._encrypt_chunks(
+            x, lambda chunk: ts.ckks_vector(self.context, chunk)
+        )
 
     @property
     def _clip(self) -> tuple[float, float]:
         return -self.params.clip, self.params.clip
-
-    def decrypt(self, c: CKKSCiphertext) -> np.ndarray:
-        """The approximate slot-wise sum (float64)."""
-        if not c.chunks:
-            return np.zeros(0)
-        out = np.concatenate([np.asarray(chunk.decrypt()) for chunk in c.chunks])
-        return out[: c.size]

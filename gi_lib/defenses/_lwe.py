@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gi_lib.defenses._he_random import KeyStream, derive_key, gaussian_bound
-from gi_lib.defenses._summands import summed_count
+from gi_lib.defenses._summands import check_integer, summed_count
 
 LIMB_BITS = 26
 _FLOAT_EXACT = 2**53
@@ -115,12 +115,8 @@ class LWEParams:
         """Raise a ValueError, saying what to change, unless these parameters
         give exact products and a sum of ``max_summands`` ciphertexts whose
         plaintexts total at most ``max_abs_plaintext`` decrypts correctly."""
-        if int(self.n) != self.n or self.n < 1:
-            raise ValueError(f"LWE: n must be a positive integer, got {self.n}.")
-        if int(self.block) != self.block or self.block < 1:
-            raise ValueError(
-                f"LWE: block must be a positive integer, got {self.block}."
-            )
+        check_integer("LWE", "n", self.n)
+        check_integer("LWE", "block", self.block)
         if not (math.isfinite(self.s) and self.s > 0):
             raise ValueError(f"LWE: s must be positive, got {self.s}.")
         if not 32 <= self.q_bits <= 3 * LIMB_BITS:
@@ -149,10 +145,7 @@ class LWEParams:
                 f"reach 2^{math.log2(self.n * bound) + LIMB_BITS:.1f}, beyond "
                 "float64's exact 2^53; lower n or s."
             )
-        if int(max_summands) != max_summands or max_summands < 1:
-            raise ValueError(
-                f"max_summands must be a positive integer, got {max_summands}."
-            )
+        check_integer("LWE", "max_summands", max_summands)
         if max_abs_plaintext > (self.p - 1) // 2:
             raise ValueError(
                 f"LWE: plaintext sums up to +-{max_abs_plaintext} do not fit Z_p "

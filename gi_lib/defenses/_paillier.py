@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import phe
 
 from gi_lib.defenses._he_random import KeyStream, derive_key
-from gi_lib.defenses._summands import check_sizes, summed_count
+from gi_lib.defenses._summands import check_integer, check_sizes, summed_count
 
 MIN_KEY_BITS = 512
 _MAGIC = b"PAI1"
@@ -70,20 +70,11 @@ class PaillierParams:
 
     def check(self) -> None:
         """Raise a ValueError, saying what to change, unless the packing fits."""
-        if int(self.key_bits) != self.key_bits or self.key_bits < MIN_KEY_BITS:
-            raise ValueError(
-                f"Paillier: key_bits must be an integer of at least {MIN_KEY_BITS} "
-                f"(2048 for real use), got {self.key_bits}."
-            )
-        if int(self.value_bits) != self.value_bits or self.value_bits < 2:
-            raise ValueError(
-                f"Paillier: value_bits must be >= 2, got {self.value_bits}."
-            )
-        if int(self.max_summands) != self.max_summands or self.max_summands < 1:
-            raise ValueError(
-                f"Paillier: max_summands must be a positive integer, got "
-                f"{self.max_summands}."
-            )
+        check_integer(
+            "Paillier", "key_bits", self.key_bits, MIN_KEY_BITS, " (2048 for real use)"
+        )
+        check_integer("Paillier", "value_bits", self.value_bits, 2)
+        check_integer("Paillier", "max_summands", self.max_summands)
         if self.slots < 1:
             raise ValueError(
                 f"Paillier: a slot of {self.slot_bits} bits ({self.value_bits} value "

@@ -9,7 +9,10 @@ and relayed by the server, and finally answer the server with what it needs
 to decode the sum. What they share lives here:
 
 * :class:`KeyedProtocol`: a protocol whose parties are built from one
-  public set-up and a key source per client;
+  public set-up and a key source per client; :class:`FieldProtocol`, one
+  that sums fixed-point updates in a prime field (LightSecAgg, FastSecAgg);
+* :class:`SharingSetup`: the set-up of the clients below, with the size of
+  a sealed row;
 * :class:`ProtocolClient`: an honest client with its index, the public
   set-up, its key source, its share channel, the messages it rejected and
   its refusal; each round is one step, and a step that finds the server's
@@ -34,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from gi_lib.defenses._crypto import (
+    CHANNEL_OVERHEAD,
     PUBLIC_KEY_BYTES,
     Channel,
     ChannelError,
@@ -42,7 +46,7 @@ from gi_lib.defenses._crypto import (
     agree,
 )
 from gi_lib.defenses._field import FIELD, PrimeField
-from gi_lib.defenses._fixedpoint import pack_bits, unpack_bits
+from gi_lib.defenses._fixedpoint import FixedPoint, pack_bits, unpack_bits
 from gi_lib.defenses.aggregation import (
     SERVER,
     AggregationProtocol,
@@ -118,6 +122,18 @@ class SessionKeys:
         return self.pair_key("channel", own, peer_public, u, v)
 
 
+class SharingSetup(SessionKeys):
+    """The public set-up of a run of :class:`SharingClient` s (a mixin for a
+    dataclass with ``num_clients`` and a ``session`` id that gives the
+    ``field`` and the ``share_length``, elements per row)."""
+
+    @property
+    def blob_bytes(self) -> int:
+        """Bytes of one sealed row: the sender's and receiver's indices, the
+        row, the channel's overhead."""
+        return 8 + field_bytes(self.share_length, self.field) + CHANNEL_OVERHEAD
+
+
 # --- the protocol -----------------------------------------------------------
 
 
@@ -148,6 +164,30 @@ class KeyedProtocol(AggregationProtocol):
             for i, x in enumerate(inputs)
         ]
         return self.server_class(setup), clients
+
+
+class FieldProtocol(KeyedProtocol):
+    """A keyed protocol that sums fixed-point updates in a prime field.
+
+    Args:
+        frac_bits: fixed-point fractional bits.
+        clip: updates are clipped to [-clip, clip].
+        field: the prime field.
+        seed: ``None`` draws keys and randomness from ``os.urandom``; an int
+            or bytes makes the run repeatable (replication only).
+    """
+
+    def __init__(
+        self,
+        *,
+        frac_bits: int,
+        clip: float,
+        field: PrimeField,
+        seed: int | bytes | None,
+    ) -> None:
+        self.field = field
+        self.encoding = FixedPoint(frac_bits=frac_bits, clip=clip, prime=field.p)
+        self.seed = seed
 
 
 # --- clients ----------------------------------------------------------------
@@ -222,8 +262,9 @@ class SharingClient(ProtocolClient):
     keys, sends row ``v`` of its shares to client ``v`` over the share
     channel, opens the rows the server forwards to it (:attr:`_held`: client
     -> row) and finally sends the sum of the rows of a group the server
-    names. The set-up gives ``num_clients``, ``field``, ``share_length``
-    (elements per row) and ``channel_key``.
+    names. The set-up is a :class:`SharingSetup`: it gives ``num_clients``,
+    ``field``, ``share_length`` (elements per row), ``blob_bytes`` and
+    ``channel_key``.
     """
 
     def __init__(

@@ -4,7 +4,9 @@ A ciphertext of the LWE, Paillier and CKKS backends (:mod:`gi_lib.defenses._lwe`
 :mod:`gi_lib.defenses._paillier`, :mod:`gi_lib.defenses._ckks`) holds a flat
 vector of ``size`` values and says how many fresh encryptions were added into
 it (``count``, public). Each scheme's parameters are checked for a largest
-number of summands; past it a sum may no longer decrypt correctly.
+number of summands; past it a sum may no longer decrypt correctly. The
+integer parameters (summands, key and value bits, dimensions) are checked
+alike (:func:`check_integer`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ class Summable(Protocol):
 
     size: int
     count: int
+
+
+def check_integer(
+    scheme: str, name: str, value: float, minimum: int = 1, hint: str = ""
+) -> None:
+    """A ValueError (``"<scheme>: <name> must be ..."``, then ``hint``)
+    unless ``value`` is an integer of at least ``minimum``."""
+    if int(value) != value or value < minimum:
+        least = (
+            "a positive integer"
+            if minimum == 1
+            else f"an integer of at least {minimum}"
+        )
+        raise ValueError(f"{scheme}: {name} must be {least}{hint}, got {value}.")
 
 
 def check_sizes(a: Summable, b: Summable, *, parts: tuple[int, int]) -> None:

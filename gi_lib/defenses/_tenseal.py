@@ -1,10 +1,12 @@
-"""What CKKS and BFV share on the server's side: adding tenseal vectors
-chunk by chunk, and their wire format.
+"""What CKKS and BFV share: on the server's side, adding tenseal vectors
+chunk by chunk and their wire format; on a participant's, cutting a vector
+into chunks to encrypt, joining the decrypted chunks, and the public view.
 
 A ciphertext is a list of tenseal vectors of ``slots`` values each, with the
 number of values and of fresh encryptions added into it (public). On the
 wire: a 24-byte header (magic, size, count, chunks), then each chunk's length
-and its SEAL serialisation.
+and its SEAL serialisation; a scheme's :class:`Wire` names its magic and
+tenseal's deserialiser.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import tenseal as ts
 
 from gi_lib.defenses._summands import check_sizes, summed_count
@@ -37,22 +40,35 @@ class TensealCiphertext:
     count: int = 1
 
 
+@dataclass(frozen=True)
+class Wire:
+    """What sets one scheme's ciphertexts apart on the wire.
+
+    Attributes:
+        label: the scheme's name in messages.
+        magic: the 4 bytes that open its payloads.
+        vector_from: tenseal's deserialiser of one chunk.
+    """
+
+    label: str
+    magic: bytes
+    vector_from: Callable[[ts.Context, bytes], Any]
+
+
 class TensealPublic:
     """The server's view: a context without the secret key (it can add).
 
-    A scheme sets ``label`` (for messages), ``magic`` (4 bytes on the wire),
-    ``vector_from`` (tenseal's deserialiser) and ``ciphertext`` (the type it
-    builds); its parameters give ``slots`` and ``max_summands``.
+    Args:
+        params: the scheme's parameters (they give ``slots`` and
+            ``max_summands``).
+        context: the tenseal context.
+        wire: the scheme's wire format.
     """
 
-    label: ClassVar[str]
-    magic: ClassVar[bytes]
-    vector_from: ClassVar[Callable[[ts.Context, bytes], Any]]
-    ciphertext: ClassVar[type[TensealCiphertext]]
-
-    def __init__(self, params: Any, context: ts.Context) -> None:
+    def __init__(self, params: Any, context: ts.Context, wire: Wire) -> None:
         self.params = params
         self.context = context
+        self.wire = wire
 
     def add(self, a: TensealCiphertext, b: TensealCiphertext) -> TensealCiphertext:
         """Slot-wise sum (a ValueError past ``max_summands`` or on a size mismatch)."""
@@ -61,13 +77,13 @@ class TensealPublic:
         count = summed_count(
             a, b, limit, f", more than the {limit} the parameters were checked for."
         )
-        return self.ciphertext(
+        return TensealCiphertext(
             [x + y for x, y in zip(a.chunks, b.chunks, strict=True)], a.size, count
         )
 
     def to_bytes(self, c: TensealCiphertext) -> bytes:
         """A 24-byte header, then each chunk's length and SEAL serialisation."""
-        parts = [_HEADER.pack(self.magic, c.size, c.count, len(c.chunks))]
+        parts = [_HEADER.pack(self.wire.magic, c.size, c.count, len(c.chunks))]
         for chunk in c.chunks:
             body = chunk.serialize()
             parts += [struct.pack("<Q", len(body)), body]
@@ -75,11 +91,13 @@ class TensealPublic:
 
     def from_bytes(self, payload: bytes) -> TensealCiphertext:
         """Inverse of :meth:`to_bytes` (a ValueError for a malformed payload)."""
-        what = f"{self.label} ciphertext"
+        what = f"{self.wire.label} ciphertext"
         if len(payload) < _HEADER.size:
             raise ValueError(f"{what}: payload shorter than its header.")
         magic, size, count, chunks = _HEADER.unpack_from(payload)
-        if magic != self.magic or chunks != max(1, math.ceil(size / self.params.slots)):
+        if magic != self.wire.magic or chunks != max(
+            1, math.ceil(size / self.params.slots)
+        ):
             raise ValueError(f"{what}: malformed header.")
         offset, out = _HEADER.size, []
         for _ in range(chunks):
@@ -88,9 +106,46 @@ class TensealPublic:
             (length,) = struct.unpack_from("<Q", payload, offset)
             offset += 8
             out.append(
-                type(self).vector_from(self.context, payload[offset : offset + length])
+                self.wire.vector_from(self.context, payload[offset : offset + length])
             )
             offset += length
         if offset != len(payload):
             raise ValueError(f"{what}: trailing bytes.")
-        return self.ciphertext(out, int(size), int(count))
+        return TensealCiphertext(out, int(size), int(count))
+
+
+class TensealScheme(TensealPublic):
+    """A participant's view: the context with its secret key.
+
+    A scheme sets ``name`` and ``dtype`` (of the decrypted values).
+    """
+
+    name: ClassVar[str]
+    dtype: ClassVar[type[np.generic]]
+
+    def public(self) -> TensealPublic:
+        """The server's view: a copy of the context without the secret key."""
+        public = self.context.copy()
+        public.make_context_public()
+        return TensealPublic(self.params, public, self.wire)
+
+    def _encrypt_chunks(
+        self, x: np.ndarray, vector: Callable[[np.ndarray], Any]
+    ) -> TensealCiphertext:
+        """A flat vector encrypted ``slots`` values at a time by ``vector``
+        (one empty chunk when it has no values)."""
+        slots = self.params.slots
+        chunks = [
+            vector(x[start : start + slots])
+            for start in range(0, max(x.size, 1), slots)
+        ]
+        return TensealCiphertext(chunks, int(x.size), 1)
+
+    def decrypt(self, c: TensealCiphertext) -> np.ndarray:
+        """The slot-wise sum, as ``dtype`` (exact for BFV, approximate for CKKS)."""
+        if not c.chunks:
+            return np.zeros(0, dtype=self.dtype)
+        out = np.concatenate(
+            [np.asarray(chunk.decrypt(), dtype=self.dtype) for chunk in c.chunks]
+        )
+        return out[: c.size]

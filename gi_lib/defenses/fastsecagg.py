@@ -42,37 +42,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gi_lib.defenses._crypto import (
-    CHANNEL_OVERHEAD,
-    KeySource,
-    prg_field,
-    session_id,
-)
+from gi_lib.defenses import _protocol
+from gi_lib.defenses._crypto import KeySource, prg_field, session_id
 from gi_lib.defenses._fastshare import FastShare, RecoveryError
 from gi_lib.defenses._field import FIELD, PrimeField
 from gi_lib.defenses._fixedpoint import FixedPoint
-from gi_lib.defenses._protocol import (
-    KEY_ENTRY,  # noqa: F401  (re-exported)
-    KeyedProtocol,
-    ProtocolServer,
-    Refusal,
-    SessionKeys,
-    SharingClient,
-    Step,
-    field_bytes,
-    pack_ids,
-    unpack_ids,
-)
-from gi_lib.defenses.aggregation import (
-    Message,
-    ProtocolAbort,
-)
+from gi_lib.defenses.aggregation import Message, ProtocolAbort
 
 ROUND_NAMES = ("advertise keys", "sharing", "aggregation")
 
 
 @dataclass(frozen=True)
-class _Setup(SessionKeys):
+class _Setup(_protocol.SharingSetup):
     num_clients: int
     size: int
     scheme: FastShare
@@ -92,12 +73,8 @@ class _Setup(SessionKeys):
         """Field elements of one client's share (one per block)."""
         return self.num_blocks
 
-    @property
-    def blob_bytes(self) -> int:
-        return 8 + field_bytes(self.num_blocks, self.scheme.field) + CHANNEL_OVERHEAD
 
-
-class FastSecAgg(KeyedProtocol):
+class FastSecAgg(_protocol.FieldProtocol):
     """FastSecAgg on the harness (see the module docstring).
 
     Args:
@@ -132,12 +109,15 @@ class FastSecAgg(KeyedProtocol):
         clip: float = 1.0,
         seed: int | bytes | None = None,
     ) -> None:
+        super().__init__(
+            frac_bits=frac_bits,
+            clip=clip,
+            field=scheme.field if scheme is not None else FIELD,
+            seed=seed,
+        )
         self.privacy = privacy
         self.parity = parity
         self.scheme = scheme
-        self.field = scheme.field if scheme is not None else FIELD
-        self.encoding = FixedPoint(frac_bits=frac_bits, clip=clip, prime=self.field.p)
-        self.seed = seed
 
     def scheme_for(self, num_clients: int) -> FastShare:
         """The FastShare instance a run with ``num_clients`` clients uses."""
@@ -185,7 +165,7 @@ def blocks_of(values: np.ndarray, scheme: FastShare) -> np.ndarray:
     return padded.reshape(num_blocks, scheme.num_secrets).T
 
 
-class FastSecAggClient(SharingClient):
+class FastSecAggClient(_protocol.SharingClient):
     """An honest FastSecAgg client.
 
     Attributes:
@@ -193,7 +173,7 @@ class FastSecAggClient(SharingClient):
         refused: why it refused to send its aggregated share, or ``None``.
     """
 
-    def steps(self) -> tuple[Step, ...]:
+    def steps(self) -> tuple[_protocol.Step, ...]:
         return (self._advertise, self._share, self._aggregate)
 
     def _share(self, round: int) -> list[Message]:
@@ -217,20 +197,20 @@ class FastSecAggClient(SharingClient):
             return []
         payload = forwarded[0].payload
         try:
-            group, start = unpack_ids(payload)
+            group, start = _protocol.unpack_ids(payload)
         except struct.error:
-            raise Refusal("malformed forwarded shares") from None
+            raise _protocol.Refusal("malformed forwarded shares") from None
         self._open_rows(
             payload[start:], "share", malformed="malformed forwarded shares"
         )
         if len(set(group)) != len(group) or len(group) < 2:
-            raise Refusal(
+            raise _protocol.Refusal(
                 "the server's list of sharing clients is too short or repeats"
             )
         return self._send_sum(round, group, "share", "aggregated share")
 
 
-class FastSecAggServer(ProtocolServer):
+class FastSecAggServer(_protocol.ProtocolServer):
     """The honest-but-curious FastSecAgg server."""
 
     not_done = "the server has not recovered anything yet."
@@ -265,7 +245,7 @@ class FastSecAggServer(ProtocolServer):
                 self._shared,
                 forwarded,
                 "shares for you",
-                header=pack_ids(self._shared),
+                header=_protocol.pack_ids(self._shared),
             )
         return self._finish(round, inbox)
 

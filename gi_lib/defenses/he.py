@@ -54,18 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from gi_lib.defenses import _bfv, _ckks, _lwe, _paillier, _tenseal
+from gi_lib.defenses import _bfv, _ckks, _lwe, _paillier, _tenseal, aggregation
 from gi_lib.defenses._fixedpoint import FixedPoint
-from gi_lib.defenses.aggregation import (
-    SERVER,
-    AggregationProtocol,
-    Message,
-    Party,
-    ProtocolAbort,
-    ServerParty,
-    Transcript,
-    client_name,
-)
+from gi_lib.defenses.aggregation import SERVER, Message, client_name
 
 LWEParams = _lwe.LWEParams
 """The LWE scheme's parameters (re-exported: the paper's by default)."""
@@ -116,9 +107,10 @@ class HEBackend(Evaluator):
     def encrypt(self, update: np.ndarray) -> Any:
         """Encrypt one flat real-valued update."""
 
-    @abstractmethod
     def decrypt(self, ciphertext: Any) -> np.ndarray:
-        """The (summed) update a ciphertext holds, as float64."""
+        """The (summed) update a ciphertext holds, as float64 (an exact
+        backend's fixed-point sum over its scale)."""
+        return self.decrypt_integers(ciphertext).astype(np.float64) / self.codec.scale
 
     @abstractmethod
     def public(self) -> Evaluator:
@@ -211,32 +203,46 @@ class LWEBackend(_LWEEvaluator, HEBackend):
     def decrypt_integers(self, ciphertext: _lwe.LWECiphertext) -> np.ndarray:
         return self._scheme.decrypt(ciphertext)
 
-    def decrypt(self, ciphertext: _lwe.LWECiphertext) -> np.ndarray:
-        return self.decrypt_integers(ciphertext).astype(np.float64) / self.codec.scale
-
     def public(self) -> Evaluator:
         return _LWEEvaluator(self.params, self.max_summands)
 
 
-class _PaillierEvaluator(Evaluator):
-    name = "paillier"
+class _PublicEvaluator(Evaluator):
+    """The server's side of a scheme whose public part adds and (de)serialises
+    ciphertexts itself (:class:`_paillier.PaillierPublic`, and
+    :class:`_tenseal.TensealPublic` for CKKS and BFV)."""
 
-    def __init__(self, public: _paillier.PaillierPublic) -> None:
+    def __init__(
+        self, name: str, public: _paillier.PaillierPublic | _tenseal.TensealPublic
+    ) -> None:
+        self.name = name
         self._public = public
 
-    def add(
-        self, a: _paillier.PaillierCiphertext, b: _paillier.PaillierCiphertext
-    ) -> _paillier.PaillierCiphertext:
+    def add(self, a: Any, b: Any) -> Any:
         return self._public.add(a, b)
 
-    def to_bytes(self, ciphertext: _paillier.PaillierCiphertext) -> bytes:
+    def to_bytes(self, ciphertext: Any) -> bytes:
         return self._public.to_bytes(ciphertext)
 
-    def from_bytes(self, payload: bytes) -> _paillier.PaillierCiphertext:
+    def from_bytes(self, payload: bytes) -> Any:
         return self._public.from_bytes(payload)
 
 
-class PaillierBackend(_PaillierEvaluator, HEBackend):
+class _SchemeBackend(_PublicEvaluator, HEBackend):
+    """A backend over a scheme object that holds the secret key, adds and
+    (de)serialises like its public part, and gives that part (``public()``)."""
+
+    def __init__(
+        self, scheme: _paillier.PaillierScheme | _ckks.CKKSScheme | _bfv.BFVScheme
+    ) -> None:
+        self._scheme = scheme
+        super().__init__(scheme.name, scheme)
+
+    def public(self) -> Evaluator:
+        return _PublicEvaluator(self.name, self._scheme.public())
+
+
+class PaillierBackend(_SchemeBackend):
     """Packed Paillier on the fixed-point integers of an update.
 
     Each value takes ``value_bits = bits(round(clip 2^frac_bits)) + 1`` bits
@@ -269,8 +275,7 @@ class PaillierBackend(_PaillierEvaluator, HEBackend):
             )
         self.codec = FixedPoint(frac_bits, clip, bits=value_bits)
         self.params = _paillier.PaillierParams(key_bits, value_bits, max_summands)
-        self._scheme = _paillier.PaillierScheme(self.params, seed=seed)
-        super().__init__(self._scheme.public())
+        super().__init__(_paillier.PaillierScheme(self.params, seed=seed))
 
     def encrypt(self, update: np.ndarray) -> _paillier.PaillierCiphertext:
         return self._scheme.encrypt(self.encode(_check_update(update)).tolist())
@@ -278,33 +283,8 @@ class PaillierBackend(_PaillierEvaluator, HEBackend):
     def decrypt_integers(self, ciphertext: _paillier.PaillierCiphertext) -> np.ndarray:
         return np.asarray(self._scheme.decrypt(ciphertext), dtype=np.int64)
 
-    def decrypt(self, ciphertext: _paillier.PaillierCiphertext) -> np.ndarray:
-        return self.decrypt_integers(ciphertext).astype(np.float64) / self.codec.scale
 
-    def public(self) -> Evaluator:
-        return _PaillierEvaluator(self._scheme.public())
-
-
-class _TensealEvaluator(Evaluator):
-    """The server's side of CKKS and BFV (:class:`_tenseal.TensealPublic`)."""
-
-    def __init__(self, public: _tenseal.TensealPublic) -> None:
-        self._public = public
-        self.name = public.label.lower()
-
-    def add(
-        self, a: _tenseal.TensealCiphertext, b: _tenseal.TensealCiphertext
-    ) -> _tenseal.TensealCiphertext:
-        return self._public.add(a, b)
-
-    def to_bytes(self, ciphertext: _tenseal.TensealCiphertext) -> bytes:
-        return self._public.to_bytes(ciphertext)
-
-    def from_bytes(self, payload: bytes) -> _tenseal.TensealCiphertext:
-        return self._public.from_bytes(payload)
-
-
-class CKKSBackend(_TensealEvaluator, HEBackend):
+class CKKSBackend(_SchemeBackend):
     """CKKS through tenseal on the (clipped) real values of an update.
 
     Args:
@@ -327,23 +307,19 @@ class CKKSBackend(_TensealEvaluator, HEBackend):
         self.params = _ckks.CKKSParams(
             poly_degree, tuple(coeff_bits), scale_bits, clip, max_summands
         )
-        self._scheme = _ckks.CKKSScheme(self.params)
-        super().__init__(self._scheme)
+        super().__init__(_ckks.CKKSScheme(self.params))
 
-    def encrypt(self, update: np.ndarray) -> _ckks.CKKSCiphertext:
+    def encrypt(self, update: np.ndarray) -> _tenseal.TensealCiphertext:
         return self._scheme.encrypt(_check_update(update))
 
-    def decrypt(self, ciphertext: _ckks.CKKSCiphertext) -> np.ndarray:
+    def decrypt(self, ciphertext: _tenseal.TensealCiphertext) -> np.ndarray:
         return self._scheme.decrypt(ciphertext)
-
-    def public(self) -> Evaluator:
-        return _TensealEvaluator(self._scheme.public())
 
     def tolerance(self, count: int) -> float:
         return self.params.tolerance(count)
 
 
-class BFVBackend(_TensealEvaluator, HEBackend):
+class BFVBackend(_SchemeBackend):
     """BFV through tenseal on the fixed-point integers of an update (exact).
 
     Args:
@@ -370,20 +346,13 @@ class BFVBackend(_TensealEvaluator, HEBackend):
         self.params.check()
         self.codec = FixedPoint(frac_bits, clip, prime=self.params.plain_modulus)
         self.codec.check(max_summands)
-        self._scheme = _bfv.BFVScheme(self.params)
-        super().__init__(self._scheme)
+        super().__init__(_bfv.BFVScheme(self.params))
 
-    def encrypt(self, update: np.ndarray) -> _bfv.BFVCiphertext:
+    def encrypt(self, update: np.ndarray) -> _tenseal.TensealCiphertext:
         return self._scheme.encrypt(self.encode(_check_update(update)))
 
-    def decrypt_integers(self, ciphertext: _bfv.BFVCiphertext) -> np.ndarray:
+    def decrypt_integers(self, ciphertext: _tenseal.TensealCiphertext) -> np.ndarray:
         return self._scheme.decrypt(ciphertext)
-
-    def decrypt(self, ciphertext: _bfv.BFVCiphertext) -> np.ndarray:
-        return self.decrypt_integers(ciphertext).astype(np.float64) / self.codec.scale
-
-    def public(self) -> Evaluator:
-        return _TensealEvaluator(self._scheme.public())
 
 
 @dataclass
@@ -475,16 +444,9 @@ def make_backend(
             CKKS; ``poly_degree``, ``plain_bits`` for BFV; ``fixed_point`` for
             the plaintext backend.
     """
-    if name == "lwe":
-        return LWEBackend(
-            frac_bits=frac_bits,
-            clip=clip,
-            max_summands=max_summands,
-            seed=seed,
-            **options,
-        )
-    if name == "paillier":
-        return PaillierBackend(
+    if name in ("lwe", "paillier"):
+        backend = LWEBackend if name == "lwe" else PaillierBackend
+        return backend(
             frac_bits=frac_bits,
             clip=clip,
             max_summands=max_summands,
@@ -583,7 +545,7 @@ def operation_cost(
 # ---------------------------------------------------------------------------
 
 
-class HEAggregation(AggregationProtocol):
+class HEAggregation(aggregation.AggregationProtocol):
     """One round of encrypted aggregation in the shared-key setting.
 
     Round 0: every client encrypts its update with the shared key and sends
@@ -611,7 +573,7 @@ class HEAggregation(AggregationProtocol):
 
     def make_parties(
         self, inputs: Sequence[np.ndarray]
-    ) -> tuple[ServerParty, list[Party]]:
+    ) -> tuple[aggregation.ServerParty, list[aggregation.Party]]:
         names = [client_name(i) for i in range(len(inputs))]
         clients = [
             _HEClient(name, update, self.backend)
@@ -623,7 +585,7 @@ class HEAggregation(AggregationProtocol):
         return f"HEAggregation({self.backend.name})"
 
 
-class _HEClient(Party):
+class _HEClient(aggregation.Party):
     """Encrypts its update (round 0) and decrypts the encrypted sum (round 1)."""
 
     def __init__(self, name: str, update: np.ndarray, backend: HEBackend) -> None:
@@ -645,7 +607,7 @@ class _HEClient(Party):
         return []
 
 
-class _HEServer(ServerParty):
+class _HEServer(aggregation.ServerParty):
     """Adds the ciphertexts it receives and returns the encrypted sum."""
 
     def __init__(
@@ -664,7 +626,7 @@ class _HEServer(ServerParty):
         received: dict[int, Any] = {}
         for message in inbox:
             if message.sender not in self._index or message.kind != "ciphertext":
-                raise ProtocolAbort(
+                raise aggregation.ProtocolAbort(
                     f"round {round}: unexpected {message.kind!r} from {message.sender}."
                 )
             try:
@@ -672,12 +634,14 @@ class _HEServer(ServerParty):
                     message.payload
                 )
             except ValueError as error:
-                raise ProtocolAbort(
+                raise aggregation.ProtocolAbort(
                     f"round {round}: {message.sender} sent a malformed ciphertext "
                     f"({error})."
                 ) from error
         if not received:
-            raise ProtocolAbort(f"round {round}: no client sent a ciphertext.")
+            raise aggregation.ProtocolAbort(
+                f"round {round}: no client sent a ciphertext."
+            )
         order = sorted(received)
         total = received[order[0]]
         for index in order[1:]:
@@ -693,7 +657,7 @@ class _HEServer(ServerParty):
         for party in self._parties:
             if party.decrypted is not None:
                 return party.decrypted, self._summed
-        raise ProtocolAbort(
+        raise aggregation.ProtocolAbort(
             "no client decrypted the encrypted sum (the server cannot: it has no "
             "secret key)."
         )
@@ -722,7 +686,7 @@ class AsyncRun:
     """
 
     weights: np.ndarray
-    transcript: Transcript
+    transcript: aggregation.Transcript
     uploads: int
     order: list[int]
     views: dict[int, list[np.ndarray]] = field(default_factory=dict)
@@ -746,7 +710,7 @@ class AsyncSGD:
     def __init__(self, backend: HEBackend, initial: np.ndarray) -> None:
         self.backend = backend
         self.evaluator = backend.public()
-        self.transcript = Transcript()
+        self.transcript = aggregation.Transcript()
         start = time.process_time()
         payload = backend.to_bytes(backend.encrypt(_check_update(initial)))
         self.transcript.add_seconds(client_name(0), 0, time.process_time() - start)

@@ -52,29 +52,11 @@ from functools import cached_property
 
 import numpy as np
 
-from gi_lib.defenses._crypto import CHANNEL_OVERHEAD, KeySource, prg_field, session_id
+from gi_lib.defenses import _protocol
+from gi_lib.defenses._crypto import KeySource, prg_field, session_id
 from gi_lib.defenses._field import FIELD, PrimeField
 from gi_lib.defenses._fixedpoint import FixedPoint
-from gi_lib.defenses._protocol import (
-    KEY_ENTRY,  # noqa: F401  (re-exported)
-    KeyedProtocol,
-    ProtocolServer,
-    Refusal,
-    SessionKeys,
-    SharingClient,
-    Step,
-    field_bytes,
-    pack_field,
-    pack_ids,
-    unpack_field,  # noqa: F401  (re-exported)
-    unpack_ids,
-)
-from gi_lib.defenses.aggregation import (
-    SERVER,
-    Message,
-    ProtocolAbort,
-    client_name,
-)
+from gi_lib.defenses.aggregation import SERVER, Message, ProtocolAbort, client_name
 
 ROUND_NAMES = (
     "advertise keys",
@@ -196,7 +178,7 @@ class MaskCode:
 
 
 @dataclass(frozen=True)
-class _Setup(SessionKeys):
+class _Setup(_protocol.SharingSetup):
     num_clients: int
     code: MaskCode
     encoding: FixedPoint
@@ -215,10 +197,6 @@ class _Setup(SessionKeys):
         """Field elements of one encoded mask."""
         return self.code.piece_length
 
-    @property
-    def blob_bytes(self) -> int:
-        return _blob_bytes(self.code)
-
 
 def default_parameters(num_clients: int, dropout: float) -> tuple[int, int]:
     """``(T, U)`` for a dropout rate (our choice; the paper's could not be read):
@@ -231,7 +209,7 @@ def default_parameters(num_clients: int, dropout: float) -> tuple[int, int]:
     return target // 2, target
 
 
-class LightSecAgg(KeyedProtocol):
+class LightSecAgg(_protocol.FieldProtocol):
     """LightSecAgg on the harness (see the module docstring).
 
     Args:
@@ -266,11 +244,9 @@ class LightSecAgg(KeyedProtocol):
         for name, value in (("privacy", privacy), ("target", target)):
             if int(value) != value or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value}.")
+        super().__init__(frac_bits=frac_bits, clip=clip, field=field, seed=seed)
         self.privacy = int(privacy)
         self.target = int(target)
-        self.field = field
-        self.encoding = FixedPoint(frac_bits=frac_bits, clip=clip, prime=field.p)
-        self.seed = seed
 
     @classmethod
     def for_dropout(
@@ -309,7 +285,7 @@ class LightSecAgg(KeyedProtocol):
         )
 
 
-class LightSecAggClient(SharingClient):
+class LightSecAggClient(_protocol.SharingClient):
     """An honest LightSecAgg user.
 
     Attributes:
@@ -323,7 +299,7 @@ class LightSecAggClient(SharingClient):
         super().__init__(index, update, setup, source)
         self._mask: np.ndarray | None = None
 
-    def steps(self) -> tuple[Step, ...]:
+    def steps(self) -> tuple[_protocol.Step, ...]:
         return (
             self._advertise,
             self._share_mask,
@@ -368,11 +344,8 @@ class LightSecAggClient(SharingClient):
             return []
         setup, code = self._setup, self._setup.code
         masked = code.field.add(setup.encoding.encode(self._update), self._mask)
-        return [
-            Message(
-                round, self.name, SERVER, "masked input", pack_field(masked, code.field)
-            )
-        ]
+        payload = _protocol.pack_field(masked, code.field)
+        return [Message(round, self.name, SERVER, "masked input", payload)]
 
     def _recover(self, round: int) -> list[Message]:
         lists = [m for m in self.take_inbox() if m.kind == "survivors"]
@@ -380,13 +353,13 @@ class LightSecAggClient(SharingClient):
             return []
         code = self._setup.code
         try:
-            survivors, _ = unpack_ids(lists[0].payload)
+            survivors, _ = _protocol.unpack_ids(lists[0].payload)
         except struct.error:
-            raise Refusal("malformed survivor list") from None
+            raise _protocol.Refusal("malformed survivor list") from None
         if len(set(survivors)) != len(survivors):
-            raise Refusal("a survivor listed twice")
+            raise _protocol.Refusal("a survivor listed twice")
         if len(survivors) < code.target:
-            raise Refusal(
+            raise _protocol.Refusal(
                 f"only {len(survivors)} survivors listed, fewer than U = "
                 f"{code.target}: "
                 "their aggregate could single out a user's mask"
@@ -394,11 +367,7 @@ class LightSecAggClient(SharingClient):
         return self._send_sum(round, survivors, "mask", "aggregated mask")
 
 
-def _blob_bytes(code: MaskCode) -> int:
-    return 8 + field_bytes(code.piece_length, code.field) + CHANNEL_OVERHEAD
-
-
-class LightSecAggServer(ProtocolServer):
+class LightSecAggServer(_protocol.ProtocolServer):
     """The honest-but-curious LightSecAgg server."""
 
     not_done = "the server has not decoded anything yet."
@@ -417,7 +386,7 @@ class LightSecAggServer(ProtocolServer):
             return self._key_lists(round)
         if round == 1:
             shared, forwarded = self._relay(
-                inbox, "encoded masks", 4 + _blob_bytes(code)
+                inbox, "encoded masks", 4 + self._setup.blob_bytes
             )
             self._shared.update(shared)
             self._need(round, len(self._shared), "shared their masks")
@@ -432,7 +401,7 @@ class LightSecAggServer(ProtocolServer):
             )
             self._need(round, len(self._masked), "sent a masked input")
             survivors = sorted(self._masked)
-            listing = pack_ids(survivors)
+            listing = _protocol.pack_ids(survivors)
             return [
                 Message(round, SERVER, client_name(u), "survivors", listing)
                 for u in survivors

@@ -100,35 +100,26 @@ params = page.check(globals())
 # compared with the plaintext fixed-point sum.
 
 # %%
-import dataclasses
-
-import numpy as np
-
-from gi_lib import data, fl, metrics, models
+from gi_lib import fl, metrics
 from gi_lib.attacks import build_attack
-from gi_lib.defenses.aggregation import UpdateLayout, client_name
 from gi_lib.defenses.fastsecagg import FastSecAgg
-from gi_lib.experiments.coded_aggregation import read_as_update
+from gi_lib.experiments import coded_aggregation as coded
 from gi_lib.params import resolve_device
 
 device = resolve_device(params.device)
-info = data.dataset_info(params.dataset)
-images, labels, _ = data.sample_victims(data.load_dataset(info.name), 12, params.seed)
-images, labels = images.to(device), labels.to(device)
-net = models.build_model(params.model, info, seed=params.seed).to(device)
+# Twelve clients' private images and FedSGD updates on one LeNet.
+clients = coded.local_round(
+    params.dataset, params.model, 12, seed=params.seed, device=device
+)
+images = clients.images
 # What a server without secure aggregation observes of client 0.
 observation = fl.observe_fedsgd(
-    net, images[:1], labels[:1], num_classes=info.num_classes, reveal_labels=False
+    clients.net,
+    images[:1],
+    clients.labels[:1],
+    num_classes=clients.num_classes,
+    reveal_labels=False,
 )
-updates = [
-    tuple(
-        g.cpu()
-        for g in fl.client_fedsgd(
-            net, images[i : i + 1], labels[i : i + 1], num_classes=info.num_classes
-        ).gradients
-    )
-    for i in range(12)
-]
 protocol = FastSecAgg(
     privacy=params.privacy,
     parity=params.parity,
@@ -137,12 +128,10 @@ protocol = FastSecAgg(
     seed=params.seed,
 )
 print(protocol.scheme_for(12))
-round_result = protocol.run(updates)
-layout = UpdateLayout.of(updates)
-(upload,) = round_result.server_view.from_party(client_name(0), kind="encrypted shares")
-seen = layout.unflatten(read_as_update(upload.payload, layout.size, protocol.encoding))
-seen_observation = dataclasses.replace(
-    observation, gradients=tuple(t.to(device) for t in seen)
+round_result = protocol.run(clients.updates)
+# What it observes with FastSecAgg: client 0's encrypted shares, read as an update.
+seen_observation = coded.upload_observation(
+    observation, round_result, "encrypted shares", clients, protocol.encoding
 )
 attack = build_attack(
     "inverting", max_iterations=params.max_iterations, on_divergence="stop"
@@ -151,8 +140,7 @@ plain = attack.reconstruct(observation, seed=params.seed)
 from_shares = attack.reconstruct(seen_observation, seed=params.seed)
 plain_psnr = float(metrics.psnr(plain.images, images[:1]))
 shares_psnr = float(metrics.psnr(from_shares.images, images[:1]))
-expected = sum(protocol.encoding.quantise(layout.flatten(u)) for u in updates)
-exact = np.array_equal(protocol.encoding.to_signed(round_result.encoded), expected)
+exact = coded.sum_mismatches(round_result, clients, protocol.encoding) == 0
 print(f"plaintext update: PSNR {plain_psnr:.1f} dB; its upload: {shares_psnr:.1f} dB")
 print(f"decoded sum equals the plaintext fixed-point sum bit for bit: {exact}")
 

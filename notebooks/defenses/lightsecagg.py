@@ -101,46 +101,33 @@ params = page.check(globals())
 # fixed-point sum.
 
 # %%
-import dataclasses
-
-import numpy as np
-
-from gi_lib import data, fl, metrics, models
+from gi_lib import fl, metrics
 from gi_lib.attacks import build_attack
-from gi_lib.defenses.aggregation import UpdateLayout, client_name
 from gi_lib.defenses.lightsecagg import LightSecAgg
-from gi_lib.experiments.coded_aggregation import read_as_update
+from gi_lib.experiments import coded_aggregation as coded
 from gi_lib.params import resolve_device
 
 device = resolve_device(params.device)
-info = data.dataset_info(params.dataset)
-images, labels, _ = data.sample_victims(data.load_dataset(info.name), 4, params.seed)
-images, labels = images.to(device), labels.to(device)
-net = models.build_model(params.model, info, seed=params.seed).to(device)
+# Four clients' private images and FedSGD updates on one LeNet.
+clients = coded.local_round(
+    params.dataset, params.model, 4, seed=params.seed, device=device
+)
+images = clients.images
 # What a server without secure aggregation observes of client 0.
 observation = fl.observe_fedsgd(
-    net, images[:1], labels[:1], num_classes=info.num_classes, reveal_labels=False
+    clients.net,
+    images[:1],
+    clients.labels[:1],
+    num_classes=clients.num_classes,
+    reveal_labels=False,
 )
-updates = [
-    tuple(
-        g.cpu()
-        for g in fl.client_fedsgd(
-            net, images[i : i + 1], labels[i : i + 1], num_classes=info.num_classes
-        ).gradients
-    )
-    for i in range(4)
-]
 protocol = LightSecAgg(
     privacy=1, target=3, frac_bits=params.frac_bits, clip=params.clip, seed=params.seed
 )
-round_result = protocol.run(updates)
-layout = UpdateLayout.of(updates)
-(upload,) = round_result.server_view.from_party(client_name(0), kind="masked input")
-masked = layout.unflatten(
-    read_as_update(upload.payload, layout.size, protocol.encoding)
-)
-masked_observation = dataclasses.replace(
-    observation, gradients=tuple(t.to(device) for t in masked)
+round_result = protocol.run(clients.updates)
+# What it observes with LightSecAgg: client 0's masked upload, read as an update.
+masked_observation = coded.upload_observation(
+    observation, round_result, "masked input", clients, protocol.encoding
 )
 attack = build_attack(
     "inverting", max_iterations=params.max_iterations, on_divergence="stop"
@@ -149,8 +136,7 @@ plain = attack.reconstruct(observation, seed=params.seed)
 from_masked = attack.reconstruct(masked_observation, seed=params.seed)
 plain_psnr = float(metrics.psnr(plain.images, images[:1]))
 masked_psnr = float(metrics.psnr(from_masked.images, images[:1]))
-expected = sum(protocol.encoding.quantise(layout.flatten(u)) for u in updates)
-exact = np.array_equal(protocol.encoding.to_signed(round_result.encoded), expected)
+exact = coded.sum_mismatches(round_result, clients, protocol.encoding) == 0
 print(
     f"plaintext update: PSNR {plain_psnr:.1f} dB; masked upload: {masked_psnr:.1f} dB"
 )

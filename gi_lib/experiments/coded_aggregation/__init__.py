@@ -39,11 +39,15 @@ from gi_lib.experiments.coded_aggregation.figures import (
 )
 from gi_lib.experiments.coded_aggregation.inversion import (
     InversionDemo,
+    LocalRound,
     inversion_demo,
     inversion_rows,
     inversion_summary,
-    page_inversion_demo,
+    local_round,
+    plaintext_sum,
     read_as_update,
+    sum_mismatches,
+    upload_observation,
 )
 from gi_lib.experiments.coded_aggregation.params import (
     CodedAggregationParams,
@@ -55,6 +59,7 @@ __all__ = [
     "CodedAggregationParams",
     "CostRecord",
     "InversionDemo",
+    "LocalRound",
     "SECAGG_MASKED_ROUND",
     "SECAGG_PHASES",
     "check_page",
@@ -65,13 +70,16 @@ __all__ = [
     "inversion_figure",
     "inversion_rows",
     "inversion_summary",
+    "local_round",
     "loglog_slope",
     "network",
-    "page_inversion_demo",
     "phase_figure",
+    "plaintext_sum",
     "read_as_update",
     "records_of",
     "secagg_baselines",
+    "sum_mismatches",
     "synthetic_updates",
     "time_figure",
+    "upload_observation",
 ]

@@ -1,9 +1,11 @@
 """The inversion check: one client's upload as the server received it, fed
 to Inverting Gradients beside its plaintext update, and the exact-sum
-check; its summary and rows."""
+check; its summary and rows. The pages' worked examples use its steps
+(:func:`local_round`, :func:`upload_observation`, :func:`sum_mismatches`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -15,7 +17,12 @@ from gi_lib import data, fl, metrics, models
 # Imported so that make sees the page's dependency on the attack it runs.
 from gi_lib.attacks import build_attack, inverting  # noqa: F401
 from gi_lib.defenses._fixedpoint import FixedPoint, unpack_bits
-from gi_lib.defenses.aggregation import AggregationProtocol, UpdateLayout, client_name
+from gi_lib.defenses.aggregation import (
+    AggregationProtocol,
+    AggregationResult,
+    UpdateLayout,
+    client_name,
+)
 from gi_lib.experiments.coded_aggregation.params import CodedAggregationParams
 from gi_lib.experiments.common import AttackedSample, attack_and_score, mean, mean_of
 from gi_lib.results import ResultRow
@@ -60,6 +67,90 @@ class InversionDemo:
         return self.mismatches == 0 and self.decoded_equal
 
 
+@dataclass
+class LocalRound:
+    """A FedSGD round before aggregation: clients with one private image each
+    and their updates on the same freshly initialised model.
+
+    Attributes:
+        net: the global model (on the device).
+        images, labels: the private images and labels (on the device), client
+            i's at index i.
+        num_classes: classes of the task.
+        steps: each client's FedSGD step (:func:`gi_lib.fl.client_fedsgd`).
+        updates: each client's update (on the CPU): what it aggregates.
+    """
+
+    net: torch.nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    steps: list[fl.ClientStep]
+    updates: list[tuple[torch.Tensor, ...]]
+
+    @property
+    def layout(self) -> UpdateLayout:
+        return UpdateLayout.of(self.updates)
+
+
+def local_round(
+    dataset: str, model: str, num_clients: int, *, seed: int, device: torch.device
+) -> LocalRound:
+    """``num_clients`` private images of ``dataset`` (drawn with ``seed``) and
+    each one's FedSGD step on ``model`` (initialised with ``seed``)."""
+    info = data.dataset_info(dataset)
+    images, labels, _ = data.sample_victims(
+        data.load_dataset(info.name), num_clients, seed
+    )
+    images, labels = images.to(device), labels.to(device)
+    net = models.build_model(model, info, seed=seed).to(device)
+    steps = [
+        fl.client_fedsgd(
+            net, images[i : i + 1], labels[i : i + 1], num_classes=info.num_classes
+        )
+        for i in range(num_clients)
+    ]
+    updates = [tuple(g.detach().cpu() for g in step.gradients) for step in steps]
+    return LocalRound(net, images, labels, info.num_classes, steps, updates)
+
+
+def upload_observation(
+    observation: fl.Observation,
+    result: AggregationResult,
+    kind: str,
+    clients: LocalRound,
+    encoding: FixedPoint,
+    client: int = 0,
+) -> fl.Observation:
+    """``observation`` (of ``client``) with its gradients replaced by that
+    client's ``kind`` upload as the server received it in ``result``, read
+    as an update (:func:`read_as_update`)."""
+    (upload,) = result.server_view.from_party(client_name(client), kind=kind)
+    layout = clients.layout
+    seen = layout.unflatten(read_as_update(upload.payload, layout.size, encoding))
+    device = clients.images.device
+    return dataclasses.replace(observation, gradients=tuple(t.to(device) for t in seen))
+
+
+def plaintext_sum(
+    result: AggregationResult, clients: LocalRound, encoding: FixedPoint
+) -> np.ndarray:
+    """The plaintext fixed-point sum of the survivors' updates."""
+    layout = clients.layout
+    return sum(
+        encoding.quantise(layout.flatten(clients.updates[i])) for i in result.survivors
+    )
+
+
+def sum_mismatches(
+    result: AggregationResult, clients: LocalRound, encoding: FixedPoint
+) -> int:
+    """Values where the decoded sum differs from :func:`plaintext_sum` (0:
+    equal bit for bit)."""
+    expected = plaintext_sum(result, clients, encoding)
+    return int(np.count_nonzero(encoding.to_signed(result.encoded) != expected))
+
+
 def read_as_update(payload: bytes, size: int, encoding: FixedPoint) -> np.ndarray:
     """What an attacker does with a client's upload: read its first bytes as
     ``size`` bit-packed field elements and decode them as a fixed-point
@@ -78,54 +169,39 @@ def read_as_update(payload: bytes, size: int, encoding: FixedPoint) -> np.ndarra
 def inversion_demo(
     label: str,
     protocol: AggregationProtocol,
+    params: CodedAggregationParams,
     *,
     upload_kind: str,
-    dataset: str,
-    model: str,
-    num_clients: int,
-    num_attacked: int,
-    max_iterations: int,
-    seed: int,
     device: torch.device,
 ) -> InversionDemo:
-    """One FedSGD round of ``num_clients`` clients through ``protocol``.
+    """One FedSGD round of a page's ``attack_clients`` clients through
+    ``protocol``.
 
     Every client holds one private image and computes its FedSGD gradient on
     the same freshly initialised model; the protocol sums the updates. For
-    the first ``num_attacked`` clients, Inverting Gradients attacks (a) the
-    bytes the server received from that client (``upload_kind`` messages,
-    read with :func:`read_as_update`) and (b) its plaintext update, with the
-    same budget and seed. The decoded sum is compared with the plaintext
-    fixed-point sum of the survivors.
+    the first ``num_trials`` clients, Inverting Gradients (``max_iterations``)
+    attacks (a) the bytes the server received from that client
+    (``upload_kind`` messages, read with :func:`read_as_update`) and (b) its
+    plaintext update, with the same budget and seed. The decoded sum is
+    compared with the plaintext fixed-point sum of the survivors.
     """
+    num_clients, num_attacked = params.attack_clients, params.num_trials
+    seed, max_iterations = params.seed, params.max_iterations
     if not 1 <= num_attacked <= num_clients:
         raise ValueError(
             f"attack between 1 and {num_clients} clients, got {num_attacked}."
         )
-    info = data.dataset_info(dataset)
-    images, labels, _ = data.sample_victims(
-        data.load_dataset(info.name), num_clients, seed
+    clients = local_round(
+        params.dataset, params.model, num_clients, seed=seed, device=device
     )
-    net = models.build_model(model, info, seed=seed).to(device)
-    steps = [
-        fl.client_fedsgd(
-            net,
-            images[i : i + 1].to(device),
-            labels[i : i + 1].to(device),
-            num_classes=info.num_classes,
-        )
-        for i in range(num_clients)
-    ]
-    updates = [tuple(g.detach().cpu() for g in step.gradients) for step in steps]
+    net, steps, updates = clients.net, clients.steps, clients.updates
+    drawn = clients.images.cpu()  # unrelated images are scored on the CPU
     result = protocol.run(updates)
     encoding: FixedPoint = protocol.encoding  # type: ignore[attr-defined]
-    layout = UpdateLayout.of(updates)
-    expected = sum(
-        encoding.quantise(layout.flatten(updates[i])) for i in result.survivors
-    )
-    got = encoding.to_signed(result.encoded)
+    layout = clients.layout
     demo = InversionDemo(label, num_clients, upload_kind, survivors=result.survivors)
-    demo.mismatches = int(np.count_nonzero(got != expected))
+    demo.mismatches = sum_mismatches(result, clients, encoding)
+    expected = plaintext_sum(result, clients, encoding)
     want = layout.unflatten(encoding.decode(expected).astype(np.float32))
     demo.decoded_equal = all(
         torch.equal(a, b) for a, b in zip(result.aggregate, want, strict=True)
@@ -141,7 +217,7 @@ def inversion_demo(
             net, [steps[i]], gradients=[t.to(device) for t in layout.unflatten(seen)]
         )
         plain_observation = fl.observe_round(net, [steps[i]])
-        truth = images[i : i + 1].to(device)
+        truth = clients.images[i : i + 1]
         demo.masked.append(
             attack_and_score(
                 lambda o=masked_observation, s=seed + i: attack.reconstruct(o, seed=s),
@@ -161,8 +237,7 @@ def inversion_demo(
         others = [j for j in range(num_clients) if j != i]
         demo.unrelated_psnr.append(
             mean(
-                float(metrics.psnr(images[j : j + 1], images[i : i + 1]))
-                for j in others
+                float(metrics.psnr(drawn[j : j + 1], drawn[i : i + 1])) for j in others
             )
         )
         mine = encoding.quantise(layout.flatten(updates[i])).astype(np.float64)
@@ -187,30 +262,6 @@ def inversion_summary(demo: InversionDemo) -> str:
             else f"differs from the plaintext fixed-point sum in {demo.mismatches} "
             "values."
         )
-    )
-
-
-def page_inversion_demo(
-    label: str,
-    protocol: AggregationProtocol,
-    params: CodedAggregationParams,
-    *,
-    upload_kind: str,
-    device: torch.device,
-) -> InversionDemo:
-    """:func:`inversion_demo` with a page's parameters: a round of
-    ``attack_clients`` clients, ``num_trials`` of them attacked."""
-    return inversion_demo(
-        label,
-        protocol,
-        upload_kind=upload_kind,
-        dataset=params.dataset,
-        model=params.model,
-        num_clients=params.attack_clients,
-        num_attacked=params.num_trials,
-        max_iterations=params.max_iterations,
-        seed=params.seed,
-        device=device,
     )
 
 

@@ -172,7 +172,7 @@ def run(params: FastSecAggParams, *, progress: bool = True) -> FastSecAggRun:
         abort = ""
     except ProtocolAbort as stop:
         abort = str(stop)
-    demo = coded.page_inversion_demo(
+    demo = coded.inversion_demo(
         "FastSecAgg", protocol, params, upload_kind="encrypted shares", device=device
     )
     return FastSecAggRun(params, device, costs, schemes, demo, abort)

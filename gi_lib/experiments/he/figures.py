@@ -42,7 +42,7 @@ def cost_figure(result: HERun) -> Figure:
             unit = 1e-6 if label == "Add" else 1e-3
             axis.plot(
                 sizes,
-                [PAPER_TABLE3[s][index] * unit for s in sizes],
+                [PAPER_TABLE3[s][1][index] * unit for s in sizes],
                 color="black",
                 linestyle=("-", "--")[o],
                 marker="s",

@@ -166,7 +166,7 @@ def run(params: LightSecAggParams, *, progress: bool = True) -> LightSecAggRun:
         clip=params.clip,
         seed=params.seed,
     )
-    demo = coded.page_inversion_demo(
+    demo = coded.inversion_demo(
         "LightSecAgg", demo_protocol, params, upload_kind="masked input", device=device
     )
     return LightSecAggRun(params, device, costs, demo, privacy_check(params))
