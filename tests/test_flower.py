@@ -250,3 +250,24 @@ def test_under_secagg_the_strategy_sees_only_the_aggregate(flower_runs) -> None:
         np.testing.assert_allclose(a, b, atol=1e-4)
     # what SecAgg+ leaves in the clear: num_examples and the metrics
     assert sorted(r.metrics["partition"] for r in record.replies) == [0, 1, 2]
+
+
+def test_two_rounds_give_the_same_aggregate_from_run_to_run() -> None:
+    # Clients finish in any order; the aggregate (and the second round's
+    # model, which the page attacks) must not depend on it.
+    pytest.importorskip("flwr", reason="Flower is an optional extra")
+    pytest.importorskip("ray", reason="Flower's simulation needs Ray")
+    images, labels = _batch(4)
+    batches = [(images[k : k + 1], labels[k : k + 1]) for k in range(4)]
+    runs = [
+        flower.simulate(_net(), batches, rounds=2, local_lr=0.1, backend="thread")
+        for _ in range(3)
+    ]
+    for run in runs:
+        (partitions,) = {
+            tuple(r.partition for r in record.replies) for record in run.rounds
+        }
+        assert partitions == (0, 1, 2, 3)  # recorded in partition order
+    for run in runs[1:]:
+        for a, b in zip(run.rounds[1].sent, runs[0].rounds[1].sent, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -289,7 +289,12 @@ def _curious_fedavg(records: list[RoundRecord], **kwargs: Any) -> Any:
             return super().configure_fit(server_round, parameters, client_manager)
 
         def aggregate_fit(self, server_round, results, failures):  # noqa: ANN001, ANN202
-            results = list(results)
+            # Replies arrive in the order the clients finish; FedAvg's float sum
+            # depends on that order, so sort by partition for a reproducible
+            # aggregate (and so the next round's model) from run to run.
+            results = sorted(
+                results, key=lambda result: int(result[1].metrics.get("partition", -1))
+            )
             record = records[-1]
             for _, fit_res in results:
                 record.replies.append(
