@@ -39,3 +39,41 @@ def test_rgap_by_name_is_the_closed_form(mnist):
     direct = rgap.reconstruct(observation)
     assert torch.equal(by_name.images, direct.images)
     assert float(metrics.psnr(by_name.images, images)) > 30.0
+
+
+# --- the contract, written once in the registry --------------------------------
+
+
+def test_every_attack_is_called_with_the_one_contract():
+    import inspect
+
+    from gi_lib.attacks import attack_entry, attack_names
+
+    for name in attack_names():
+        entry = attack_entry(name)
+        parameters = inspect.signature(entry.reconstruct).parameters
+        assert list(parameters) == ["observation", "config", "seed", "truth"], name
+        assert parameters["seed"].kind is inspect.Parameter.KEYWORD_ONLY
+        # The summary is the first line of the attack's docstring.
+        assert entry.summary == inspect.getdoc(entry.reconstruct).splitlines()[0]
+
+
+def test_a_config_of_the_wrong_type_or_a_bad_seed_is_refused(mnist):
+    import pytest
+
+    from gi_lib.attacks import dlg, idlg, rgap
+
+    with pytest.raises(TypeError, match="takes a RGAPConfig, got DLGConfig"):
+        rgap.reconstruct(None, dlg.DLGConfig())
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        idlg.reconstruct(None, seed=0.5)
+    with pytest.raises(ValueError, match="takes a RGAPConfig"):
+        build_attack("rgap", dlg.DLGConfig())
+
+
+def test_an_attack_pickles_by_reference():
+    import pickle
+
+    from gi_lib.attacks import inverting
+
+    assert pickle.loads(pickle.dumps(inverting.reconstruct)) is inverting.reconstruct

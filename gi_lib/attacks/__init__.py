@@ -17,6 +17,7 @@ from gi_lib.attacks.base import AttackDiverged, OptimConfig, Reconstruction
 from gi_lib.attacks.priors import Prior
 from gi_lib.attacks.registry import (
     Attack,
+    AttackRun,
     attack_entry,
     attack_names,
     build_attack,
@@ -26,6 +27,7 @@ from gi_lib.attacks.registry import (
 __all__ = [
     "Attack",
     "AttackDiverged",
+    "AttackRun",
     "OptimConfig",
     "Prior",
     "Reconstruction",

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -190,6 +190,15 @@ class Reconstruction:
     restart: int = 0
     evaluations: int = 0
     variables: list[torch.Tensor] = field(default_factory=list)
+
+    def extend(self, kind: type[R], **changes: object) -> R:
+        """This reconstruction as the record ``kind`` (a subclass), with
+        ``changes`` to its fields and values for ``kind``'s own fields."""
+        copied = {f.name: getattr(self, f.name) for f in fields(Reconstruction)}
+        return kind(**{**copied, **changes})
+
+
+R = TypeVar("R", bound=Reconstruction)
 
 
 # ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from gi_lib.attacks.base import (
     signed_adam,
 )
 from gi_lib.attacks.priors import Prior, PriorContext, add_priors
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 from gi_lib.batchnorm import BNStatistics, bn_layers, running_statistics
 
 BNTarget = Literal["observed", "running"]
@@ -182,27 +182,14 @@ def prior_target(observation: fl.Observation, config: BNPriorConfig) -> BNStatis
     return observation.bn_statistics.to(observation.device)
 
 
-@register_attack(
-    "bn_prior",
-    config=BNPriorConfig,
-    summary="Inverting Gradients + BatchNorm prior, train-mode client (Huang et al.)",
-)
-def reconstruct(
-    observation: fl.Observation,
-    config: BNPriorConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """Reconstruct the client's batch from a FedSGD gradient taken in train mode.
+@register_attack("bn_prior", config=BNPriorConfig)
+def reconstruct(run: AttackRun[BNPriorConfig]) -> Reconstruction:
+    """Inverting Gradients + BatchNorm prior, train-mode client (Huang et al.).
 
-    Args:
-        observation: what the attacker sees (``model_mode`` must be "train").
-        config: attack settings, including the prior's target.
-        seed: seeds the dummy initialisation.
-        truth: true images, used only to record PSNR in the history.
+    Reconstructs the client's batch from a FedSGD gradient taken in train mode
+    (``model_mode`` must be "train"); the config holds the prior's target.
     """
-    config = config or BNPriorConfig()
+    observation, config = run.observation, run.config
     if observation.update_kind != "gradient" or observation.model_mode != "train":
         raise ValueError(
             "The BatchNorm-prior attack needs a FedSGD gradient taken in train mode."
@@ -232,9 +219,9 @@ def reconstruct(
 
     problem = Problem(
         objective=objective,
-        init=normal_start(seed, shape, device),
+        init=normal_start(run.seed, shape, device),
         labels=fixed_labels(labels),
         space=space,
         description="IG + BN prior",
     )
-    return optimize(problem, config.optim, truth=truth)
+    return optimize(problem, config.optim, truth=run.truth)

@@ -31,7 +31,7 @@ import torch
 
 from gi_lib.attacks.base import Reconstruction
 from gi_lib.attacks.priors import total_variation
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 from gi_lib.metrics import psnr
 from gi_lib.vertical import (
     VerticalModel,
@@ -248,32 +248,27 @@ class VerticalRecording:
     num_samples: int
 
 
-@register_attack(
-    "cafe",
-    config=CAFEConfig,
-    summary="CAFE: vertical FL, per-sample recovery from many batches' gradients",
-    observation="vertical",
-)
-def reconstruct(
-    observation: VerticalRecording,
-    config: CAFEConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """The attack contract over a recorded run: feed every step, return the data.
+@register_attack("cafe", config=CAFEConfig, observation="vertical")
+def reconstruct(run: AttackRun[CAFEConfig]) -> Reconstruction:
+    """CAFE: vertical FL, per-sample recovery from many batches' gradients.
 
-    The online form (:class:`CAFE`, one :meth:`CAFE.update` per training step)
-    is what a notebook that trains and attacks side by side uses; this adapter
-    replays a recording through it. ``labels`` are the labels the server saw
-    for each sample (it holds them), ``-1`` for a sample never drawn;
-    ``history`` holds the three steps' errors per observed step, plus PSNR
-    when ``truth`` (all samples, ``(N, C, H, W)``) is given.
+    The attack contract over a recorded run (a :class:`VerticalRecording`):
+    feed every step, return the data. The online form (:class:`CAFE`, one
+    :meth:`CAFE.update` per training step) is what a notebook that trains and
+    attacks side by side uses; this adapter replays a recording through it.
+    ``labels`` are the labels the server saw for each sample (it holds them),
+    ``-1`` for a sample never drawn; ``history`` holds the three steps' errors
+    per observed step, plus PSNR when ``truth`` (all samples, ``(N, C, H, W)``)
+    is given.
     """
+    observation, config = run.observation, run.config
     if not observation.steps:
         raise ValueError("CAFE needs at least one observed training step.")
     attack = CAFE.for_model(
-        observation.steps[0].model, observation.num_samples, config=config, seed=seed
+        observation.steps[0].model,
+        observation.num_samples,
+        config=config,
+        seed=run.seed,
     )
     labels = torch.full((observation.num_samples,), -1, dtype=torch.long)
     history: list[dict[str, float]] = []
@@ -283,8 +278,8 @@ def reconstruct(
         errors = attack.update(step)
         record["loss"] = errors["step3"]
         record.update(errors)
-        if truth is not None:
-            record["psnr"] = float(psnr(attack.images(), truth).mean())
+        if run.truth is not None:
+            record["psnr"] = float(psnr(attack.images(), run.truth).mean())
         history.append(record)
     return Reconstruction(
         images=attack.images(),

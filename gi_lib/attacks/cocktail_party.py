@@ -48,7 +48,7 @@ from gi_lib.attacks.base import (
     pixel_space,
 )
 from gi_lib.attacks.priors import Prior, add_priors
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 from gi_lib.fl import Observation, trainable_parameters
 
 
@@ -230,25 +230,18 @@ def unmixing_problem(
     )
 
 
-@register_attack(
-    "cocktail_party",
-    config=CocktailPartyConfig,
-    summary="Cocktail Party Attack (ICML 2023): blind source separation of the "
-    "first FC layer's summed gradient",
-)
-def reconstruct(
-    observation: Observation,
-    config: CocktailPartyConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """The ``observation.num_images`` images mixed in the first FC layer's
-    gradient, each up to sign and scale (rescaled to [0, 1])."""
-    del truth  # PSNR of a source is only meaningful up to sign and scale
-    config = config or CocktailPartyConfig()
+@register_attack("cocktail_party", config=CocktailPartyConfig)
+def reconstruct(run: AttackRun[CocktailPartyConfig]) -> Reconstruction:
+    """Cocktail Party Attack (ICML 2023): unmix the first FC layer's summed gradient.
+
+    Blind source separation: the ``observation.num_images`` images mixed in the
+    first FC layer's gradient, each up to sign and scale (rescaled to [0, 1]).
+    ``truth`` is not used: a source's PSNR is only meaningful up to sign and
+    scale.
+    """
+    observation, config = run.observation, run.config
     z = whiten(first_linear_gradient(observation), int(observation.num_images))
-    problem = unmixing_problem(z, observation.image_shape, config, seed=seed)
+    problem = unmixing_problem(z, observation.image_shape, config, seed=run.seed)
     result = optimize(problem, config.loop_config())
     result.images = result.images.to(observation.device)
     return result
@@ -262,24 +255,16 @@ class FastICAConfig:
     tol: float = 1e-4
 
 
-@register_attack(
-    "fastica",
-    config=FastICAConfig,
-    summary="FastICA (scikit-learn) on the first FC layer's summed gradient: the "
-    "Cocktail Party Attack's baseline",
-)
-def fastica(
-    observation: Observation,
-    config: FastICAConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """FastICA's ``observation.num_images`` sources, rescaled to [0, 1]."""
-    del truth
+@register_attack("fastica", config=FastICAConfig)
+def fastica(run: AttackRun[FastICAConfig]) -> Reconstruction:
+    """FastICA on the first FC layer's summed gradient (the Cocktail Party baseline).
+
+    scikit-learn's FastICA: the ``observation.num_images`` sources, rescaled
+    to [0, 1].
+    """
+    observation, config = run.observation, run.config
     from sklearn.decomposition import FastICA
 
-    config = config or FastICAConfig()
     m = int(observation.num_images)
     gradient = first_linear_gradient(observation)
     if m > gradient.shape[0]:
@@ -293,7 +278,7 @@ def fastica(
         whiten="unit-variance",
         max_iter=config.max_iter,
         tol=config.tol,
-        random_state=seed,
+        random_state=run.seed,
     )
     import warnings
 

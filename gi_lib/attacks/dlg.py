@@ -23,8 +23,8 @@ from gi_lib.attacks.base import (
     pixel_space,
     simulated_gradients,
 )
-from gi_lib.attacks.registry import register_attack
-from gi_lib.fl import Observation, cross_entropy
+from gi_lib.attacks.registry import AttackRun, register_attack
+from gi_lib.fl import cross_entropy
 
 
 @dataclass(frozen=True)
@@ -36,25 +36,14 @@ class DLGConfig:
     )
 
 
-@register_attack(
-    "dlg", config=DLGConfig, summary="DLG: L2 matching, L-BFGS on image and label"
-)
-def reconstruct(
-    observation: Observation,
-    config: DLGConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """Reconstruct the client's images and labels from one FedSGD gradient.
+@register_attack("dlg", config=DLGConfig)
+def reconstruct(run: AttackRun[DLGConfig]) -> Reconstruction:
+    """DLG: L2 matching, L-BFGS on image and label.
 
-    Args:
-        observation: what the attacker sees.
-        config: attack settings.
-        seed: seeds the dummy initialisation (each restart draws anew).
-        truth: true images, used only to record PSNR in the history.
+    Reconstructs the client's images and labels from one FedSGD gradient; each
+    restart draws its dummy images and label logits anew from the seed.
     """
-    config = config or DLGConfig()
+    observation, config = run.observation, run.config
     device = observation.device
     model = observation.model
     shape = (observation.num_images, *observation.image_shape)
@@ -67,7 +56,7 @@ def reconstruct(
         return matching, matching
 
     def init(restart: int) -> list[torch.Tensor]:
-        generator = attack_generator(seed, restart, device)
+        generator = attack_generator(run.seed, restart, device)
         images = torch.randn(shape, generator=generator, device=device)
         label_logits = torch.randn(
             (observation.num_images, observation.num_classes),
@@ -83,4 +72,4 @@ def reconstruct(
         space=pixel_space(device),
         description="DLG",
     )
-    return optimize(problem, config.optim, truth=truth)
+    return optimize(problem, config.optim, truth=run.truth)

@@ -61,7 +61,7 @@ from gi_lib.attacks.base import (
 )
 from gi_lib.attacks.inverting import Cost, simulated_update
 from gi_lib.attacks.priors import Prior, add_priors
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 from gi_lib.generators import TrainedGenerator, to_images
 
 
@@ -319,74 +319,46 @@ def parameter_search(
     return optimize(problem, config.optim, truth=truth)
 
 
-@register_attack(
-    "gi_z",
-    config=LatentConfig,
-    summary="GI-z (GIAS's latent search): a trained generator's code, cosine, Adam",
-)
-def reconstruct_latent(
-    observation: fl.Observation,
-    config: LatentConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """GI-z: search the generator's code for images whose gradient matches.
+@register_attack("gi_z", config=LatentConfig)
+def reconstruct_latent(run: AttackRun[LatentConfig]) -> Reconstruction:
+    """GI-z (GIAS's latent search): a trained generator's code, cosine, Adam.
 
-    Args:
-        observation: one client's FedSGD gradient (BatchNorm in eval mode).
-        config: settings, with the attacker's ``generator``.
-        seed: restart ``r`` draws its codes from ``attack_generator(seed, r)``.
-        truth: true images, only to record PSNR in the history.
+    Searches the code of the attacker's ``generator`` (in the config) for
+    images whose gradient matches one client's FedSGD gradient (BatchNorm in
+    eval mode); restart ``r`` draws its codes from ``attack_generator(seed, r)``.
     """
-    config = config or LatentConfig()
-    result, _ = latent_search(observation, config, seed=seed, truth=truth)
+    observation, config = run.observation, run.config
+    result, _ = latent_search(observation, config, seed=run.seed, truth=run.truth)
     return result
 
 
-@register_attack(
-    "gias",
-    config=GIASConfig,
-    summary="GIAS: GI-z, then per-image copies of the generator's weights",
-)
-def reconstruct(
-    observation: fl.Observation,
-    config: GIASConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> GIASReconstruction:
-    """GIAS: the latent search, then each image's generator copy trained.
+@register_attack("gias", config=GIASConfig)
+def reconstruct(run: AttackRun[GIASConfig]) -> GIASReconstruction:
+    """GIAS: GI-z, then per-image copies of the generator's weights.
 
-    Args:
-        observation: one client's FedSGD gradient (BatchNorm in eval mode).
-        config: settings, with the attacker's ``generator``.
-        seed: seeds the latent search's restarts.
-        truth: true images, only to record PSNR in the histories.
+    The latent search (seeded by ``seed``), then each image's copy of the
+    attacker's ``generator`` trained to match one client's FedSGD gradient
+    (BatchNorm in eval mode).
 
     Returns:
         The parameter search's reconstruction; ``latent`` holds the latent
         search's (GI-z), ``evaluations`` counts both phases.
     """
-    config = config or GIASConfig()
+    observation, config = run.observation, run.config
     latent_config = LatentConfig(
         optim=config.latent_optim,
         cost=config.cost,
         priors=config.priors,
         generator=config.generator,
     )
-    latent, code = latent_search(observation, latent_config, seed=seed, truth=truth)
-    result = parameter_search(observation, config, code, truth=truth)
-    return GIASReconstruction(
-        images=result.images,
-        labels=result.labels,
-        loss=result.loss,
-        history=result.history,
-        snapshots=result.snapshots,
-        diverged=result.diverged,
+    latent, code = latent_search(
+        observation, latent_config, seed=run.seed, truth=run.truth
+    )
+    result = parameter_search(observation, config, code, truth=run.truth)
+    return result.extend(
+        GIASReconstruction,
         restart=latent.restart,
         evaluations=latent.evaluations + result.evaluations,
-        variables=result.variables,
         latent=latent,
         code=code,
     )

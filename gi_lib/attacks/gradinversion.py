@@ -79,7 +79,7 @@ from gi_lib.attacks.priors import (
     add_priors,
     register_prior,
 )
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 from gi_lib.batchnorm import BNStatistics, bn_layers, running_statistics
 from gi_lib.labels import restore_labels
 
@@ -488,29 +488,17 @@ def batch_labels(observation: fl.Observation, rule: LabelRuleName) -> torch.Tens
     return labels.to(observation.device)
 
 
-@register_attack(
-    "gradinversion",
-    config=GradInversionConfig,
-    summary="GradInversion: row-min labels, L2 + TV/l2/BN priors, Langevin, groups",
-)
-def reconstruct(
-    observation: fl.Observation,
-    config: GradInversionConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> GradInversionReconstruction:
-    """Reconstruct a client's batch from a train-mode FedSGD gradient.
+@register_attack("gradinversion", config=GradInversionConfig)
+def reconstruct(run: AttackRun[GradInversionConfig]) -> GradInversionReconstruction:
+    """GradInversion: row-min labels, L2 + TV/l2/BN priors, Langevin, groups.
 
-    Args:
-        observation: what the attacker sees (``model_mode == "train"``); with
-            ``bn_target="observed"`` it must carry ``bn_statistics``.
-        config: attack settings.
-        seed: seeds the initial images of seed ``g`` (``attack_generator(seed,
-            g)``) and the Langevin noise.
-        truth: true images, used only to record PSNR (mean over seeds).
+    Reconstructs a client's batch from a train-mode FedSGD gradient
+    (``model_mode == "train"``; with ``bn_target="observed"`` the observation
+    must carry ``bn_statistics``). Seed ``g`` of the group draws its initial
+    images from ``attack_generator(seed, g)``; ``seed`` also seeds the Langevin
+    noise. ``truth`` only records PSNR (mean over seeds).
     """
-    config = config or GradInversionConfig()
+    observation, config = run.observation, run.config
     if observation.update_kind != "gradient" or observation.model_mode != "train":
         raise ValueError("GradInversion needs a FedSGD gradient taken in train mode.")
     device = observation.device
@@ -535,7 +523,7 @@ def reconstruct(
     priors = tuple(p for p in config.priors if p.weight > 0)
     if group.weight > 0 and seeds > 1:
         priors = (*priors, Prior("group_consistency", group.weight))
-    start = normal_start(seed, shape, device)
+    start = normal_start(run.seed, shape, device)
 
     def init(_restart: int) -> list[torch.Tensor]:
         return [torch.cat([start(g)[0] for g in range(seeds)])]
@@ -558,7 +546,7 @@ def reconstruct(
         return matching, total
 
     noise = torch.Generator(device=device)
-    noise.manual_seed(seed * 1000 + 999)
+    noise.manual_seed(run.seed * 1000 + 999)
     first = int(group.start * config.optim.max_iterations)
 
     def after_step(iteration: int, variables: list[torch.Tensor], lr: float) -> None:
@@ -584,7 +572,7 @@ def reconstruct(
         description="GradInversion",
         after_step=after_step,
     )
-    monitor = None if truth is None else truth.repeat(seeds, 1, 1, 1)
+    monitor = None if run.truth is None else run.truth.repeat(seeds, 1, 1, 1)
     result = optimize(problem, config.optim, truth=monitor)
     all_seeds = result.images.reshape(seeds, *shape)
     losses = []
@@ -599,17 +587,16 @@ def reconstruct(
     )
     agreed_pixels = space.to_pixels(agreed).clamp(0, 1)
     images = all_seeds[best] if group.output == "best_seed" else agreed_pixels
-    return GradInversionReconstruction(
+    return result.extend(
+        GradInversionReconstruction,
         images=images,
         labels=labels,
         loss=losses[best],
-        history=result.history,
         snapshots={
             k: v.reshape(seeds, *shape)[best] for k, v in result.snapshots.items()
         },
-        diverged=result.diverged,
         restart=best,
-        evaluations=result.evaluations,
+        variables=[],
         seeds=all_seeds,
         seed_losses=losses,
         best_seed=best,

@@ -26,8 +26,8 @@ from gi_lib.attacks.base import (
     simulated_gradients,
 )
 from gi_lib.attacks.dlg import DLGConfig
-from gi_lib.attacks.registry import register_attack
-from gi_lib.fl import Observation, cross_entropy
+from gi_lib.attacks.registry import AttackRun, register_attack
+from gi_lib.fl import cross_entropy
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,10 @@ class IDLGConfig(DLGConfig):
     """iDLG's settings are DLG's (the official code: L-BFGS, lr 1, 300 steps)."""
 
 
-@register_attack(
-    "idlg",
-    config=IDLGConfig,
-    summary="iDLG: label from the last layer's sign, then DLG on the image",
-)
-def reconstruct(
-    observation: Observation,
-    config: IDLGConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """Infer the label from the gradient, then reconstruct the image."""
-    config = config or IDLGConfig()
+@register_attack("idlg", config=IDLGConfig)
+def reconstruct(run: AttackRun[IDLGConfig]) -> Reconstruction:
+    """iDLG: label from the last layer's sign, then DLG on the image."""
+    observation, config = run.observation, run.config
     device = observation.device
     model = observation.model
     labels = infer_labels(observation).to(device)
@@ -61,9 +51,9 @@ def reconstruct(
 
     problem = Problem(
         objective=objective,
-        init=normal_start(seed, shape, device),
+        init=normal_start(run.seed, shape, device),
         labels=fixed_labels(labels),
         space=pixel_space(device),
         description="iDLG",
     )
-    return optimize(problem, config.optim, truth=truth)
+    return optimize(problem, config.optim, truth=run.truth)

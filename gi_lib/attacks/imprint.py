@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from gi_lib.attacks.base import Reconstruction
-from gi_lib.attacks.registry import register_attack
-from gi_lib.fl import Observation, trainable_parameters
+from gi_lib.attacks.registry import AttackRun, register_attack
+from gi_lib.fl import trainable_parameters
 
 
 class ImprintBlock(nn.Module):
@@ -136,22 +136,14 @@ def _imprint_indices(model: nn.Module) -> tuple[int, int]:
     return ids.index(id(block.imprint.weight)), ids.index(id(block.imprint.bias))
 
 
-@register_attack(
-    "robbing_the_fed",
-    config=RobbingConfig,
-    summary="Robbing the Fed (ICLR 2022): images read off an imprint layer's "
-    "summed gradient",
-)
-def reconstruct(
-    observation: Observation,
-    config: RobbingConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> ImprintRecovery:
-    """Every image alone in its bin, from the (aggregated) update."""
-    del seed, truth
-    config = config or RobbingConfig()
+@register_attack("robbing_the_fed", config=RobbingConfig)
+def reconstruct(run: AttackRun[RobbingConfig]) -> ImprintRecovery:
+    """Robbing the Fed (ICLR 2022): images read off an imprint layer's gradient.
+
+    Every image alone in its bin, from the (aggregated) update; nothing is
+    random and nothing iterated, so ``seed`` and ``truth`` are not used.
+    """
+    observation, config = run.observation, run.config
     w_index, b_index = _imprint_indices(observation.model)
     grad_w = observation.gradients[w_index].detach().double()
     grad_b = observation.gradients[b_index].detach().double()

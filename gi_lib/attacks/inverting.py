@@ -44,7 +44,7 @@ from gi_lib.attacks.base import (
     signed_adam,
 )
 from gi_lib.attacks.priors import Prior, add_priors
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 
 Cost = Literal["cosine", "l2"]
 
@@ -150,34 +150,19 @@ def _matched_layers(
     return indices
 
 
-@register_attack(
-    "inverting",
-    config=InvertingConfig,
-    summary="Inverting Gradients: cosine matching, TV, signed Adam (FedSGD or FedAvg)",
-)
-def reconstruct(
-    observation: fl.Observation,
-    config: InvertingConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """Reconstruct the client's images from a FedSGD gradient or FedAvg update.
+@register_attack("inverting", config=InvertingConfig)
+def reconstruct(run: AttackRun[InvertingConfig]) -> Reconstruction:
+    """Inverting Gradients: cosine matching, TV, signed Adam (FedSGD or FedAvg).
 
-    Args:
-        observation: what the attacker sees; with ``update_kind ==
-            "weight_difference"`` the local steps are unrolled.
-        config: attack settings.
-        seed: seeds the initialisation (restart ``r`` draws from
-            ``attack_generator(seed, r)``, a standard normal in the model's
-            normalised space).
-        truth: true images, used only to record PSNR in the history.
+    With ``update_kind == "weight_difference"`` the local steps are unrolled.
+    Restart ``r`` starts from ``attack_generator(seed, r)``, a standard normal
+    in the model's normalised space.
 
     Returns:
         The best restart by matching loss; ``history`` holds the loss at every
         iteration and the PSNR at the monitored ones.
     """
-    config = config or InvertingConfig()
+    observation, config = run.observation, run.config
     labels, _ = attack_labels(observation)
     device = observation.device
     shape = (observation.num_images, *observation.image_shape)
@@ -195,13 +180,13 @@ def reconstruct(
 
     problem = Problem(
         objective=objective,
-        init=normal_start(seed, shape, device),
+        init=normal_start(run.seed, shape, device),
         labels=fixed_labels(labels),
         space=space,
         vmappable=True,
         description="Inverting Gradients",
     )
-    return optimize(problem, config.optim, truth=truth)
+    return optimize(problem, config.optim, truth=run.truth)
 
 
 def l2_lbfgs_config(max_iterations: int = 300) -> OptimConfig:
@@ -209,30 +194,21 @@ def l2_lbfgs_config(max_iterations: int = 300) -> OptimConfig:
     return OptimConfig(optimizer="lbfgs", lr=1.0, max_iterations=max_iterations)
 
 
-@register_attack(
-    "l2_lbfgs",
-    config=OptimConfig,
-    summary="Inverting Gradients' baseline: DLG's L2 + L-BFGS with labels known",
-)
-def reconstruct_l2_lbfgs(
-    observation: fl.Observation,
-    optim: OptimConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> Reconstruction:
-    """The paper's baseline ("Eucl. Loss + L-BFGS"): DLG's attack, labels known.
+@register_attack("l2_lbfgs", config=OptimConfig)
+def reconstruct_l2_lbfgs(run: AttackRun[OptimConfig]) -> Reconstruction:
+    """Inverting Gradients' baseline: DLG's L2 + L-BFGS with labels known.
 
-    Squared L2 distance between updates, L-BFGS on the images (pixel space,
-    no box constraint, no prior), the same labels and initial images as
-    :func:`reconstruct`. FedAvg updates are matched through the unrolled steps.
+    The paper's "Eucl. Loss + L-BFGS": squared L2 distance between updates,
+    L-BFGS on the images (pixel space, no box constraint, no prior), the same
+    labels and initial images as :func:`reconstruct`. FedAvg updates are
+    matched through the unrolled steps.
     """
-    optim = optim or l2_lbfgs_config()
+    observation, optim = run.observation, run.config
     labels, _ = attack_labels(observation)
     device = observation.device
     shape = (observation.num_images, *observation.image_shape)
     start_space = normalised_space(observation)
-    normal = normal_start(seed, shape, device)
+    normal = normal_start(run.seed, shape, device)
 
     def init(restart: int) -> list[torch.Tensor]:
         # IG's starting images, mapped to pixels.
@@ -246,4 +222,4 @@ def reconstruct_l2_lbfgs(
         device,
         description="L2 + L-BFGS",
     )
-    return optimize(problem, optim, truth=truth)
+    return optimize(problem, optim, truth=run.truth)

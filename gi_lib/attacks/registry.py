@@ -1,11 +1,13 @@
 """Attacks by name: one contract, one registry (as :mod:`gi_lib.models` has).
 
-Every attack is a function with one signature::
+Every attack is called with one signature::
 
-    reconstruct(observation, config, *, seed, truth=None) -> Reconstruction
+    reconstruct(observation, config=None, *, seed=0, truth=None) -> Reconstruction
 
-registered with its config type. An experiment, a defense page or the
-evaluation picks an attack through a parameter::
+written once here (:class:`AttackFn`): an attack module registers the body of
+its attack, a function of one :class:`AttackRun`, with its config type. An
+experiment, a defense page or the evaluation picks an attack through a
+parameter::
 
     attack = build_attack("inverting", max_iterations=200, tv_weight=1e-4)
     reconstruction = attack.reconstruct(observation, seed=0)
@@ -17,27 +19,94 @@ loop settings (:class:`gi_lib.attacks.base.OptimConfig`) directly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import inspect
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, TypeVar
 
 import torch
 
 from gi_lib.attacks.base import Reconstruction
 
+C = TypeVar("C")
+R = TypeVar("R", bound=Reconstruction)
 
-class ReconstructFn(Protocol):
-    """The attack contract."""
+
+@dataclass(frozen=True)
+class AttackRun(Generic[C]):
+    """One call of an attack, as the contract hands it to the attack's body.
+
+    Attributes:
+        observation: what the attacker sees (never the client's data).
+        config: the attack's settings (its defaults when the caller gave none).
+        seed: seeds the attack's randomness (restart ``r`` draws from
+            :func:`gi_lib.attacks.base.attack_generator` ``(seed, r)``).
+        truth: true images, only to record PSNR in the history for plots.
+    """
+
+    observation: Any
+    config: C
+    seed: int = 0
+    truth: torch.Tensor | None = None
+
+
+class AttackFn(Generic[C, R]):
+    """An attack behind the one contract, written here once.
+
+    :func:`register_attack` wraps an attack's body (a function of one
+    :class:`AttackRun`) in this callable; calling it as
+    ``reconstruct(observation, config=None, *, seed=0, truth=None)`` fills in
+    the default config (``config_type()``), checks the config's type and the
+    seed, and runs the body. Its name and docstring are the body's.
+    """
+
+    def __init__(
+        self,
+        body: Callable[[AttackRun[C]], R],
+        config_type: type[C],
+    ) -> None:
+        functools.update_wrapper(self, body)
+        self.__signature__ = _CONTRACT
+        self.body = body
+        self.config_type = config_type
 
     def __call__(
         self,
         observation: Any,
-        config: Any = None,
+        config: C | None = None,
         *,
         seed: int = 0,
         truth: torch.Tensor | None = None,
-    ) -> Reconstruction: ...
+    ) -> R:
+        if config is None:
+            config = self.config_type()
+        elif not isinstance(config, self.config_type):
+            raise TypeError(
+                f"{self.__module__}.{self.__name__} takes a "
+                f"{self.config_type.__name__}, got {type(config).__name__}."
+            )
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seed must be an integer, got {seed!r}.")
+        return self.body(AttackRun(observation, config, int(seed), truth))
+
+    def __repr__(self) -> str:
+        return f"<attack {self.__module__}.{self.__qualname__}>"
+
+    def __reduce__(self) -> tuple[Callable[[str, str], Any], tuple[str, str]]:
+        # Pickled by reference, as a function is (a process pool's task).
+        return _module_attribute, (self.__module__, self.__qualname__)
+
+
+def _module_attribute(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
+
+
+_CONTRACT = inspect.signature(AttackFn.__call__).replace(
+    parameters=list(inspect.signature(AttackFn.__call__).parameters.values())[1:]
+)
 
 
 @dataclass(frozen=True)
@@ -47,15 +116,16 @@ class AttackEntry:
     Attributes:
         name: the registry key.
         config_type: its frozen config dataclass (defaults: the paper's code).
-        reconstruct: the attack.
-        summary: one line for tables and error messages.
+        reconstruct: the attack, called with the contract's arguments.
+        summary: one line for tables and error messages (the first line of the
+            attack's docstring).
         observation: what it attacks: ``"fedsgd"`` / ``"fedavg"`` updates
             (:class:`gi_lib.fl.Observation`) or ``"vertical"`` training steps.
     """
 
     name: str
     config_type: type
-    reconstruct: ReconstructFn
+    reconstruct: AttackFn[Any, Reconstruction]
     summary: str
     observation: str = "fedsgd"
 
@@ -86,15 +156,30 @@ BUILTIN_MODULES: dict[str, str] = {
 
 
 def register_attack(
-    name: str, *, config: type, summary: str, observation: str = "fedsgd"
-) -> Callable[[ReconstructFn], ReconstructFn]:
-    """Register a ``reconstruct`` function under ``name`` (a decorator)."""
+    name: str,
+    *,
+    config: type[C],
+    observation: str = "fedsgd",
+) -> Callable[[Callable[[AttackRun[C]], R]], AttackFn[C, R]]:
+    """Register an attack's body under ``name`` (a decorator).
 
-    def decorator(fn: ReconstructFn) -> ReconstructFn:
+    The body takes one :class:`AttackRun` (its config already filled in and
+    checked) and returns a :class:`Reconstruction`; the decorator returns it
+    behind the contract (:class:`AttackFn`). A caller that gives no config gets
+    ``config()``, the paper's defaults; the first line of the body's docstring
+    is the attack's one-line summary.
+    """
+
+    def decorator(body: Callable[[AttackRun[C]], R]) -> AttackFn[C, R]:
         if name in ATTACKS:
             raise ValueError(f"An attack named {name!r} is already registered.")
-        ATTACKS[name] = AttackEntry(name, config, fn, summary, observation)
-        return fn
+        doc = inspect.getdoc(body)
+        if not doc:
+            raise ValueError(f"attack {name!r} needs a docstring (its summary).")
+        attack = AttackFn(body, config)
+        summary = doc.splitlines()[0]
+        ATTACKS[name] = AttackEntry(name, config, attack, summary, observation)
+        return attack
 
     return decorator
 

@@ -40,7 +40,7 @@ from scipy.optimize import brentq
 from torch import nn
 
 from gi_lib.attacks.base import Reconstruction
-from gi_lib.attacks.registry import register_attack
+from gi_lib.attacks.registry import AttackRun, register_attack
 from gi_lib.fl import Observation, trainable_parameters
 
 # h(v) = -v / (1 + e^v) has its minimum here; it is one-to-one on v < _BRANCH.
@@ -498,33 +498,19 @@ def _solve(
     return x, rank, residual
 
 
-@register_attack(
-    "rgap",
-    config=RGAPConfig,
-    summary="R-GAP: closed-form recursive solve, layer by layer (logistic loss)",
-)
-def reconstruct(
-    observation: Observation,
-    config: RGAPConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> RGAPReconstruction:
-    """Recover the client's image in closed form from one gradient.
+@register_attack("rgap", config=RGAPConfig)
+def reconstruct(run: AttackRun[RGAPConfig]) -> RGAPReconstruction:
+    """R-GAP: closed-form recursive solve, layer by layer (logistic loss).
 
-    Args:
-        observation: one image's gradient under the logistic loss on an
-            :class:`gi_lib.models.RGAPNet` (see :func:`observe`), with the label.
-        config: solver settings.
-        seed: unused (nothing is random in the closed form); part of the
-            attack contract.
-        truth: unused (nothing is iterated); part of the attack contract.
+    Recovers the client's image from one image's gradient under the logistic
+    loss on an :class:`gi_lib.models.RGAPNet` (see :func:`observe`), with the
+    label. Nothing is random or iterated: ``seed`` and ``truth`` are not used.
 
     Raises:
         ValueError: a batch of more than one image, no label, a layer with a
             bias, or an activation without an inverse.
     """
-    config = config or RGAPConfig()
+    observation, config = run.observation, run.config
     if observation.num_images != 1:
         raise ValueError("R-GAP reconstructs one image per gradient (num_images=1).")
     if observation.labels is None:

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from gi_lib.attacks.base import Reconstruction
-from gi_lib.attacks.registry import register_attack
-from gi_lib.fl import Observation, trainable_parameters
+from gi_lib.attacks.registry import AttackRun, register_attack
+from gi_lib.fl import trainable_parameters
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,14 @@ def round_counts(estimate: torch.Tensor, total: int) -> torch.Tensor:
     return base
 
 
-@register_attack(
-    "sum_labels",
-    config=SumLabelsConfig,
-    summary="Wainakh et al. (PETS 2022): a round's label counts from the summed "
-    "last-layer bias gradient",
-)
-def reconstruct(
-    observation: Observation,
-    config: SumLabelsConfig | None = None,
-    *,
-    seed: int = 0,
-    truth: torch.Tensor | None = None,
-) -> LabelCounts:
-    """The label counts of every sample summed into ``observation``."""
-    del truth
-    config = config or SumLabelsConfig()
+@register_attack("sum_labels", config=SumLabelsConfig)
+def reconstruct(run: AttackRun[SumLabelsConfig]) -> LabelCounts:
+    """Wainakh et al. (PETS 2022): label counts from the summed last-layer bias.
+
+    The label counts of every sample summed into the observation (a round's
+    aggregate or one client's update).
+    """
+    observation, config = run.observation, run.config
     if observation.update_kind != "gradient":
         raise ValueError(
             "the label-count attack reads a FedSGD gradient; this observation "
@@ -114,7 +106,7 @@ def reconstruct(
         )
     model = observation.model
     gradient = observation.gradients[last_bias_index(model)].detach().float()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(run.seed)
     probes = torch.rand(
         (config.probe_images, *observation.image_shape), generator=generator
     ).to(observation.device)
