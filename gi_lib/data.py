@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gi_lib._io import file_lock
+from gi_lib._registry import Registry
 
 DATA_ENV = "GI_DATA_DIR"
 CACHE_ENV = "GI_CACHE_DIR"
@@ -44,22 +45,25 @@ class DatasetInfo:
     std: tuple[float, ...]
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo("mnist", 1, 28, 10, (0.1307,), (0.3081,)),
-    "cifar10": DatasetInfo(
-        "cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-    ),
-    "cifar100": DatasetInfo(
-        "cifar100", 3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-    ),
-    # iDLG resizes LFW to 32x32; the scikit-image subset is grey.
-    # scikit-image's subset has two classes (face, non-face), not identities.
-    "lfw": DatasetInfo("lfw", 1, 32, 2, (0.5,), (0.5,)),
-    # A local copy only (see the module docstring); torchvision's statistics.
-    "imagenet": DatasetInfo(
-        "imagenet", 3, 224, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    ),
-}
+DATASETS: Registry[DatasetInfo] = Registry(
+    "dataset",
+    {
+        "mnist": DatasetInfo("mnist", 1, 28, 10, (0.1307,), (0.3081,)),
+        "cifar10": DatasetInfo(
+            "cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+        ),
+        "cifar100": DatasetInfo(
+            "cifar100", 3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+        ),
+        # iDLG resizes LFW to 32x32; the scikit-image subset is grey.
+        # scikit-image's subset has two classes (face, non-face), not identities.
+        "lfw": DatasetInfo("lfw", 1, 32, 2, (0.5,), (0.5,)),
+        # A local copy only (see the module docstring); torchvision's statistics.
+        "imagenet": DatasetInfo(
+            "imagenet", 3, 224, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        ),
+    },
+)
 LOCAL_ONLY = {"imagenet": ("val",)}
 """Data sets with no download, and the other names their test split has."""
 
@@ -70,12 +74,7 @@ class DataUnavailableError(RuntimeError):
 
 def dataset_info(name: str) -> DatasetInfo:
     """Return the :class:`DatasetInfo` of ``name`` or fail naming the choices."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}."
-        ) from None
+    return DATASETS.lookup(name)
 
 
 def cache_dir() -> Path:

@@ -12,22 +12,16 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gi_lib._registry import Registry
 from gi_lib.data import DatasetInfo
 
 ModelFactory = Callable[[DatasetInfo], nn.Module]
-_REGISTRY: dict[str, ModelFactory] = {}
+_REGISTRY: Registry[ModelFactory] = Registry("model")
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator adding a factory ``DatasetInfo -> nn.Module`` to the registry."""
-
-    def add(factory: ModelFactory) -> ModelFactory:
-        if name in _REGISTRY:
-            raise ValueError(f"Model {name!r} is registered twice.")
-        _REGISTRY[name] = factory
-        return factory
-
-    return add
+    return _REGISTRY.register(name)
 
 
 def model_names() -> tuple[str, ...]:
@@ -37,14 +31,11 @@ def model_names() -> tuple[str, ...]:
 
 def build_model(name: str, info: DatasetInfo, *, seed: int) -> nn.Module:
     """Build model ``name`` for data set ``info`` with seeded initialisation."""
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown model {name!r}; choose one of {', '.join(model_names())}."
-        )
+    factory = _REGISTRY.lookup(name)
     # fork_rng keeps the caller's global RNG untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _REGISTRY[name](info)
+        return factory(info)
 
 
 class Normalize(nn.Module):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gi_lib._registry import Registry
 from gi_lib.fl import cross_entropy
 
 
@@ -106,11 +107,14 @@ class VerticalModel(nn.Module):
 
 VerticalModelFactory = Callable[[Sequence[tuple[int, int, int]], int], VerticalModel]
 
-VERTICAL_MODELS: dict[str, VerticalModelFactory] = {
-    # CAFE's setting: each party a small CNN whose first fully connected
-    # layer is the one the attack inverts, the server a linear top.
-    "vertical_cnn": VerticalModel,
-}
+VERTICAL_MODELS: Registry[VerticalModelFactory] = Registry(
+    "vertical model",
+    {
+        # CAFE's setting: each party a small CNN whose first fully connected
+        # layer is the one the attack inverts, the server a linear top.
+        "vertical_cnn": VerticalModel,
+    },
+)
 """Vertical models by name: ``(slice_shapes, num_classes) -> VerticalModel``.
 
 A model the attack supports has parties shaped like :class:`BottomModel`
@@ -135,15 +139,11 @@ def build_vertical_model(
     Raises:
         ValueError: ``name`` is not registered (the message names the choices).
     """
-    if name not in VERTICAL_MODELS:
-        raise ValueError(
-            f"Unknown vertical model {name!r}; choose one of "
-            f"{', '.join(vertical_model_names())}."
-        )
+    factory = VERTICAL_MODELS.lookup(name)
     # fork_rng keeps the caller's global RNG untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return VERTICAL_MODELS[name](slice_shapes, num_classes)
+        return factory(slice_shapes, num_classes)
 
 
 def vertical_gradients(

@@ -73,7 +73,7 @@ def scratch_registries(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in sorted(set(registry.BUILTIN_MODULES.values())):
         importlib.import_module(module)
     monkeypatch.setattr(registry, "ATTACKS", dict(registry.ATTACKS))
-    monkeypatch.setattr(priors, "PRIORS", dict(priors.PRIORS))
+    monkeypatch.setattr(priors, "PRIORS", priors.PRIORS.copy())
 
 
 def _import_attack_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:

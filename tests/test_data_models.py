@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gi_lib import data, fl, models
+from gi_lib._registry import Registry
 from gi_lib.attacks import build_attack
 
 
@@ -46,6 +47,19 @@ def test_unknown_dataset_and_model_list_the_choices():
         data.dataset_info("imagenet-21k")
     with pytest.raises(ValueError, match="lenet"):
         models.build_model("vgg99", data.dataset_info("mnist"), seed=0)
+
+
+def test_a_registry_refuses_a_second_entry_and_its_copy_is_separate():
+    colours = Registry("colour", {"red": 1})
+    colours.register("blue")(2)
+    assert list(colours) == ["red", "blue"] and colours.lookup("blue") == 2
+    with pytest.raises(ValueError, match="two colours named 'red'"):
+        colours.add("red", 3)
+    with pytest.raises(ValueError, match="Unknown colour 'green'; choose one of red"):
+        colours.lookup("green")
+    scratch = colours.copy()
+    scratch.add("green", 4)
+    assert "green" in scratch and "green" not in colours
 
 
 def test_lfw_subset_works_offline():

@@ -27,6 +27,7 @@ from torch.func import vmap
 from tqdm import tqdm
 
 from gi_lib import fl
+from gi_lib._registry import Registry
 from gi_lib.metrics import best_matching, psnr
 from gi_lib.models import Normalize
 
@@ -224,20 +225,14 @@ def cosine_distance(
 
 
 Distance = Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], torch.Tensor]
-DISTANCES: dict[str, Distance] = {
-    "l2": l2_gradient_distance,
-    "cosine": cosine_distance,
-}
+DISTANCES: Registry[Distance] = Registry(
+    "matching distance", {"l2": l2_gradient_distance, "cosine": cosine_distance}
+)
 
 
 def distance(name: str) -> Distance:
     """The matching distance called ``name`` (see :data:`DISTANCES`)."""
-    try:
-        return DISTANCES[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown matching distance {name!r}; choose one of {', '.join(DISTANCES)}."
-        ) from None
+    return DISTANCES.lookup(name)
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from gi_lib._registry import Registry
 from gi_lib.batchnorm import BNStatistics
 
 
@@ -40,19 +41,12 @@ class PriorContext:
 
 
 PriorFn = Callable[..., torch.Tensor]
-PRIORS: dict[str, PriorFn] = {}
+PRIORS: Registry[PriorFn] = Registry("prior")
 
 
 def register_prior(name: str) -> Callable[[PriorFn], PriorFn]:
     """Register ``fn(images, context, **options) -> scalar`` as prior ``name``."""
-
-    def decorator(fn: PriorFn) -> PriorFn:
-        if name in PRIORS:
-            raise ValueError(f"A prior named {name!r} is already registered.")
-        PRIORS[name] = fn
-        return fn
-
-    return decorator
+    return PRIORS.register(name)
 
 
 @dataclass(frozen=True)
@@ -70,10 +64,7 @@ class Prior:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name not in PRIORS:
-            raise ValueError(
-                f"Unknown prior {self.name!r}; choose one of {', '.join(PRIORS)}."
-            )
+        PRIORS.lookup(self.name)  # fails naming the choices
         if not self.weight >= 0:
             raise ValueError(
                 f"prior {self.name!r} needs a weight >= 0, got {self.weight!r}."

@@ -98,17 +98,17 @@ class BFVScheme(TensealScheme):
 
     name = "bfv"
     dtype = np.int64
+    wire_format = WIRE
+    params_type = BFVParams
 
-    def __init__(self, params: BFVParams | None = None) -> None:
-        params = params or BFVParams()
-        params.check()
-        context = ts.context(
+    @staticmethod
+    def make_context(params: BFVParams) -> ts.Context:
+        return ts.context(
             ts.SCHEME_TYPE.BFV,
             poly_modulus_degree=params.poly_degree,
             plain_modulus=params.plain_modulus,
             n_threads=1,
         )
-        super().__init__(params, context, WIRE)
 
     def encrypt(self, values: np.ndarray) -> TensealCiphertext:
         """Encrypt a flat vector of signed integers, each within

@@ -105,10 +105,11 @@ class CKKSScheme(TensealScheme):
 
     name = "ckks"
     dtype = np.float64
+    wire_format = WIRE
+    params_type = CKKSParams
 
-    def __init__(self, params: CKKSParams | None = None) -> None:
-        params = params or CKKSParams()
-        params.check()
+    @staticmethod
+    def make_context(params: CKKSParams) -> ts.Context:
         context = ts.context(
             ts.SCHEME_TYPE.CKKS,
             poly_modulus_degree=params.poly_degree,
@@ -116,7 +117,7 @@ class CKKSScheme(TensealScheme):
             n_threads=1,
         )
         context.global_scale = 2.0**params.scale_bits
-        super().__init__(params, context, WIRE)
+        return context
 
     def encrypt(self, values: np.ndarray) -> TensealCiphertext:
         """Encrypt a flat vector of reals (clipped to +-clip)."""

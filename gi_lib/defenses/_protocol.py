@@ -484,3 +484,48 @@ class ProtocolServer(ServerParty):
 
     def encoded_output(self) -> np.ndarray | None:
         return None if self._sum is None else self._sum.copy()
+
+
+class SharingServer(ProtocolServer):
+    """The server of a :class:`SharingClient` protocol's first two rounds.
+
+    Round 0 it lists every advertised key to each client that advertised
+    one (:meth:`_list_keys`); round 1 it relays each client's sealed rows to
+    their receivers and keeps who shared (:attr:`_shared`, sorted;
+    :meth:`_relay_rows`). A protocol says at each step whether enough
+    clients took part (:meth:`_need`).
+    """
+
+    def __init__(self, setup: Any) -> None:
+        super().__init__(setup)
+        self._shared: list[int] = []
+
+    @abstractmethod
+    def _need(self, round: int, count: int, what: str) -> None:
+        """A :class:`ProtocolAbort` unless ``count`` clients that ``what``
+        (e.g. ``"advertised keys"``) are enough to go on."""
+
+    def _list_keys(self, round: int, inbox: Iterable[Message]) -> list[Message]:
+        """Collect the advertised keys and send the list of them."""
+        self._collect_keys(inbox)
+        self._need(round, len(self._public), "advertised keys")
+        return self._key_lists(round)
+
+    def _relay_rows(
+        self,
+        round: int,
+        inbox: Iterable[Message],
+        kind: str,
+        *,
+        what: str,
+        forward_kind: str,
+        list_sharers: bool = False,
+    ) -> list[Message]:
+        """Forward the rows of the ``kind`` uploads to their receivers
+        (``forward_kind``), after the list of sharing clients if
+        ``list_sharers``; ``what`` says what the sharing clients did."""
+        shared, forwarded = self._relay(inbox, kind, 4 + self._setup.blob_bytes)
+        self._shared = sorted(set(shared))
+        self._need(round, len(self._shared), what)
+        header = pack_ids(self._shared) if list_sharers else b""
+        return self._forward(round, self._shared, forwarded, forward_kind, header)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -114,14 +115,33 @@ class TensealPublic:
         return TensealCiphertext(out, int(size), int(count))
 
 
-class TensealScheme(TensealPublic):
+class TensealScheme(TensealPublic, ABC):
     """A participant's view: the context with its secret key.
 
-    A scheme sets ``name`` and ``dtype`` (of the decrypted values).
+    A scheme sets ``name``, ``dtype`` (of the decrypted values), its wire
+    format (``wire_format``), the type of its parameters (``params_type``,
+    with a ``check()`` method) and how checked parameters make a context
+    (:meth:`make_context`).
+
+    Args:
+        params: the scheme's parameters (checked here; ``None``: the
+            defaults of ``params_type``).
     """
 
     name: ClassVar[str]
     dtype: ClassVar[type[np.generic]]
+    wire_format: ClassVar[Wire]
+    params_type: ClassVar[type]
+
+    def __init__(self, params: Any = None) -> None:
+        params = params or self.params_type()
+        params.check()
+        super().__init__(params, self.make_context(params), self.wire_format)
+
+    @staticmethod
+    @abstractmethod
+    def make_context(params: Any) -> ts.Context:
+        """A new context with a secret key for ``params`` (already checked)."""
 
     def public(self) -> TensealPublic:
         """The server's view: a copy of the context without the secret key."""

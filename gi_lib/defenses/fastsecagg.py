@@ -210,44 +210,32 @@ class FastSecAggClient(_protocol.SharingClient):
         return self._send_sum(round, group, "share", "aggregated share")
 
 
-class FastSecAggServer(_protocol.ProtocolServer):
+class FastSecAggServer(_protocol.SharingServer):
     """The honest-but-curious FastSecAgg server."""
 
     not_done = "the server has not recovered anything yet."
 
-    def __init__(self, setup: _Setup) -> None:
-        super().__init__(setup)
-        self._shared: list[int] = []
-
     def act(self, round: int) -> list[Message]:
         inbox = self.take_inbox()
-        setup = self._setup
         if round == 0:
-            self._collect_keys(inbox)
-            if len(self._public) < 2:
-                raise ProtocolAbort(
-                    f"round 0 (advertise keys): {len(self._public)} clients "
-                    "advertised keys; a sum needs at least 2."
-                )
-            return self._key_lists(round)
+            return self._list_keys(round, inbox)
         if round == 1:
-            shared, forwarded = self._relay(
-                inbox, "encrypted shares", 4 + setup.blob_bytes
-            )
-            self._shared = sorted(shared)
-            if len(self._shared) < 2:
-                raise ProtocolAbort(
-                    f"round 1 (sharing): {len(self._shared)} clients shared their "
-                    "update; a sum needs at least 2."
-                )
-            return self._forward(
+            return self._relay_rows(
                 round,
-                self._shared,
-                forwarded,
-                "shares for you",
-                header=_protocol.pack_ids(self._shared),
+                inbox,
+                "encrypted shares",
+                what="shared their update",
+                forward_kind="shares for you",
+                list_sharers=True,
             )
         return self._finish(round, inbox)
+
+    def _need(self, round: int, count: int, what: str) -> None:
+        if count < 2:
+            raise ProtocolAbort(
+                f"round {round} ({ROUND_NAMES[round]}): {count} clients {what}; "
+                "a sum needs at least 2."
+            )
 
     def _finish(self, round: int, inbox: list[Message]) -> list[Message]:
         setup = self._setup

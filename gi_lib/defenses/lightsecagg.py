@@ -367,31 +367,27 @@ class LightSecAggClient(_protocol.SharingClient):
         return self._send_sum(round, survivors, "mask", "aggregated mask")
 
 
-class LightSecAggServer(_protocol.ProtocolServer):
+class LightSecAggServer(_protocol.SharingServer):
     """The honest-but-curious LightSecAgg server."""
 
     not_done = "the server has not decoded anything yet."
 
     def __init__(self, setup: _Setup) -> None:
         super().__init__(setup)
-        self._shared: set[int] = set()
         self._masked: dict[int, np.ndarray] = {}
 
     def act(self, round: int) -> list[Message]:
         inbox = self.take_inbox()
         code = self._setup.code
         if round == 0:
-            self._collect_keys(inbox)
-            self._need(round, len(self._public), "advertised keys")
-            return self._key_lists(round)
+            return self._list_keys(round, inbox)
         if round == 1:
-            shared, forwarded = self._relay(
-                inbox, "encoded masks", 4 + self._setup.blob_bytes
-            )
-            self._shared.update(shared)
-            self._need(round, len(self._shared), "shared their masks")
-            return self._forward(
-                round, sorted(self._shared), forwarded, "masks for you"
+            return self._relay_rows(
+                round,
+                inbox,
+                "encoded masks",
+                what="shared their masks",
+                forward_kind="masks for you",
             )
         if round == 2:  # the users store their encoded masks; nothing to relay
             return []
