@@ -72,7 +72,7 @@ def scratch_registries(monkeypatch: pytest.MonkeyPatch) -> None:
     # real registries, so that none is first imported into a copy and lost.
     for module in sorted(set(registry.BUILTIN_MODULES.values())):
         importlib.import_module(module)
-    monkeypatch.setattr(registry, "ATTACKS", dict(registry.ATTACKS))
+    monkeypatch.setattr(registry, "ATTACKS", registry.ATTACKS.copy())
     monkeypatch.setattr(priors, "PRIORS", priors.PRIORS.copy())
 
 

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
+from gi_lib._registry import Registry
 from gi_lib.attacks.base import Reconstruction
 
 C = TypeVar("C")
@@ -130,7 +131,7 @@ class AttackEntry:
     observation: str = "fedsgd"
 
 
-ATTACKS: dict[str, AttackEntry] = {}
+ATTACKS: Registry[AttackEntry] = Registry("attack")
 
 # Where the built-in attacks register themselves. The registry imports a
 # module only when its attack is asked for, so importing gi_lib.attacks does
@@ -171,14 +172,12 @@ def register_attack(
     """
 
     def decorator(body: Callable[[AttackRun[C]], R]) -> AttackFn[C, R]:
-        if name in ATTACKS:
-            raise ValueError(f"An attack named {name!r} is already registered.")
         doc = inspect.getdoc(body)
         if not doc:
             raise ValueError(f"attack {name!r} needs a docstring (its summary).")
         attack = AttackFn(body, config)
         summary = doc.splitlines()[0]
-        ATTACKS[name] = AttackEntry(name, config, attack, summary, observation)
+        ATTACKS.add(name, AttackEntry(name, config, attack, summary, observation))
         return attack
 
     return decorator
