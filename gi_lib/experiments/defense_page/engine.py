@@ -25,6 +25,7 @@ from gi_lib.experiments.defense_page.params import (
     PageParams,
     TrainingPageParams,
     TrainingParams,
+    UtilityTrainingParams,
 )
 from gi_lib.params import ExperimentParams, ParameterError, resolve_device
 from gi_lib.training import sample_split
@@ -73,6 +74,36 @@ class DefensePageRun(Generic[PageParams]):
         return [t.psnr for t in self.by_attack[attack][setting]]
 
 
+def train_utility(
+    params: UtilityTrainingParams,
+    model: str,
+    defense: Defense,
+    *,
+    epochs: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = False,
+    prepare: Callable[[nn.Module], nn.Module] | None = None,
+) -> DefendedModel:
+    """``model`` trained ``epochs`` epochs under ``defense`` with the page's
+    seed, training images and step size, scored on :data:`TEST_IMAGES` clean
+    test images; cached (arguments as :func:`train_with_defense`'s)."""
+    return train_with_defense(
+        model,
+        params.dataset,
+        defense,
+        epochs=epochs,
+        seed=params.seed,
+        device=device,
+        num_images=params.train_images,
+        test_images=TEST_IMAGES,
+        lr=params.train_lr,
+        batch_size=batch_size,
+        prepare=prepare,
+        progress=progress,
+    )
+
+
 def train_checkpoints(
     params: TrainingParams,
     makers: Mapping[str, Callable[[], Defense]],
@@ -89,8 +120,15 @@ def train_checkpoints(
     equals a utility run (same model, defense and epochs) is trained once.
     """
     return {
-        name: _train(
-            params, params.attack_model, make(), epochs, device, progress, prepare
+        name: train_utility(
+            params,
+            params.attack_model,
+            make(),
+            epochs=epochs,
+            batch_size=params.batch_size,
+            device=device,
+            progress=progress,
+            prepare=prepare,
         )
         for name, make in makers.items()
     }
@@ -108,35 +146,15 @@ def attacked_checkpoint(
         return models.build_model(params.attack_model, info, seed=params.seed).to(
             device
         )
-    trained = _train(
-        params, params.attack_model, defense, params.attack_epochs, device, False, None
+    trained = train_utility(
+        params,
+        params.attack_model,
+        defense,
+        epochs=params.attack_epochs,
+        batch_size=params.batch_size,
+        device=device,
     )
     return trained.model
-
-
-def _train(
-    params: TrainingParams,
-    model: str,
-    defense: Defense,
-    epochs: int,
-    device: torch.device,
-    progress: bool,
-    prepare: Callable[[nn.Module], nn.Module] | None,
-) -> DefendedModel:
-    return train_with_defense(
-        model,
-        params.dataset,
-        defense,
-        epochs=epochs,
-        seed=params.seed,
-        device=device,
-        num_images=params.train_images,
-        test_images=TEST_IMAGES,
-        lr=params.train_lr,
-        batch_size=params.batch_size,
-        prepare=prepare,
-        progress=progress,
-    )
 
 
 def run_defense_page(
@@ -174,14 +192,15 @@ def run_defense_page(
     """
     device = resolve_device(params.device)
     utility = {
-        name: _train(
+        name: train_utility(
             params,
             params.model,
             defense,
-            params.train_epochs,
-            device,
-            progress,
-            prepare,
+            epochs=params.train_epochs,
+            batch_size=params.batch_size,
+            device=device,
+            progress=progress,
+            prepare=prepare,
         )
         for name, defense in training.items()
     }
