@@ -46,7 +46,6 @@ from gi_lib.experiments.defense_page.engine import (
     attacked_checkpoint,
     classify_test_images,
     run_defense_page,
-    train_checkpoints,
     train_utility,
 )
 from gi_lib.experiments.defense_page.params import (
@@ -119,7 +118,6 @@ __all__ = [
     "possessive",
     "run_defense_page",
     "summary_text",
-    "train_checkpoints",
     "train_utility",
     "trials_bound",
     "unrelated_levels",

@@ -3,6 +3,7 @@ on them, and the utility of the defended training (:func:`run_defense_page`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic
@@ -24,7 +25,6 @@ from gi_lib.experiments.defense_page.params import (
     DefenseMaker,
     PageParams,
     TrainingPageParams,
-    TrainingParams,
     UtilityTrainingParams,
 )
 from gi_lib.params import ExperimentParams, ParameterError, resolve_device
@@ -104,36 +104,6 @@ def train_utility(
     )
 
 
-def train_checkpoints(
-    params: TrainingParams,
-    makers: Mapping[str, Callable[[], Defense]],
-    *,
-    epochs: int,
-    device: torch.device,
-    progress: bool = True,
-    prepare: Callable[[nn.Module], nn.Module] | None = None,
-) -> dict[str, DefendedModel]:
-    """``attack_model`` trained for ``epochs`` under each setting's defense.
-
-    The runs use the utility runs' seed, images, step size and batch size
-    and the same cache (:func:`train_with_defense`), so a checkpoint that
-    equals a utility run (same model, defense and epochs) is trained once.
-    """
-    return {
-        name: train_utility(
-            params,
-            params.attack_model,
-            make(),
-            epochs=epochs,
-            batch_size=params.batch_size,
-            device=device,
-            progress=progress,
-            prepare=prepare,
-        )
-        for name, make in makers.items()
-    }
-
-
 def attacked_checkpoint(
     params: DefendedCheckpointParams, defense: Defense, *, device: torch.device
 ) -> nn.Module:
@@ -191,17 +161,20 @@ def run_defense_page(
             BatchNorm-free copy; see :func:`train_with_defense`).
     """
     device = resolve_device(params.device)
+    # The utility runs and the checkpoints train alike (the page's seed,
+    # images, step size and batch size) and share the cache of
+    # :func:`train_with_defense`: a checkpoint that equals a utility run (same
+    # model, defense and epochs) is trained once.
+    train = functools.partial(
+        train_utility,
+        params,
+        batch_size=params.batch_size,
+        device=device,
+        progress=progress,
+        prepare=prepare,
+    )
     utility = {
-        name: train_utility(
-            params,
-            params.model,
-            defense,
-            epochs=params.train_epochs,
-            batch_size=params.batch_size,
-            device=device,
-            progress=progress,
-            prepare=prepare,
-        )
+        name: train(params.model, defense, epochs=params.train_epochs)
         for name, defense in training.items()
     }
     trained: dict[str, DefendedModel] = {}
@@ -209,14 +182,10 @@ def run_defense_page(
         unknown = sorted(set(checkpoints) - set(attacked))
         if unknown:
             raise ParameterError(f"checkpoints name settings not attacked: {unknown}.")
-        trained = train_checkpoints(
-            params,
-            checkpoints,
-            epochs=checkpoint_epochs,
-            device=device,
-            progress=progress,
-            prepare=prepare,
-        )
+        trained = {
+            name: train(params.attack_model, make(), epochs=checkpoint_epochs)
+            for name, make in checkpoints.items()
+        }
     by_attack = attack_through_defenses(
         params,  # type: ignore[arg-type]
         attacked,
