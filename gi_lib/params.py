@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +43,7 @@ _METADATA_KEY = "gi_lib.param"
 _ITEM_KINDS = (int, float, str, bool)
 
 P = TypeVar("P", bound="ExperimentParams")
+T = TypeVar("T")
 
 
 class ParameterError(ValueError):
@@ -351,6 +353,29 @@ def new_names(namespace: Mapping[str, Any], baseline: Iterable[str]) -> dict[str
     return {
         k: v for k, v in namespace.items() if k not in before and not k.startswith("_")
     }
+
+
+def call_with_fields(target: Callable[..., T], source: object, /, **given: Any) -> T:
+    """Call ``target`` with the attributes of ``source`` that its keywords name.
+
+    Every keyword parameter of ``target`` (a function, or a class such as a
+    settings dataclass) that ``source`` (checked parameters, parsed command-line
+    arguments) has an attribute of the same name receives that attribute,
+    unless ``given`` names it; ``given`` supplies the rest: renamed fields and
+    values computed by the caller. It stands for
+    ``target(clip_norm=params.clip_norm, lot_size=params.lot_size, ...)``, so a
+    name shared by the parameters and the call is written once.
+
+    A parameter of ``target`` that neither names keeps its default, or is
+    missing (a ``TypeError`` from ``target``).
+    """
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    taken = {
+        name: getattr(source, name)
+        for name, parameter in inspect.signature(target).parameters.items()
+        if parameter.kind in keywords and name not in given and hasattr(source, name)
+    }
+    return target(**taken, **given)
 
 
 def resolve_device(

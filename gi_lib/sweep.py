@@ -638,21 +638,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    # The options are named as run_sweep's arguments, but for --param (fixed).
+    options = dict(vars(args))
     try:
-        grid = parse_grid(args.grid)
-        result = run_sweep(
-            args.notebook,
-            grid,
-            profile=args.profile,
-            output=args.output,
-            fixed=parse_parameters(args.param),
-            scheduler=args.scheduler,
-            workers=args.workers,
-            profiles_dir=args.profiles_dir,
-            metric=args.metric,
-            x=args.x,
-            verbose=args.verbose,
-        )
+        grid = parse_grid(options.pop("grid"))
+        fixed = parse_parameters(options.pop("param"))
+        result = run_sweep(grid=grid, fixed=fixed, **options)
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from gi_lib.experiments.common import uses_num_threads
 from gi_lib.params import (
     ExperimentParams,
     ParameterError,
+    call_with_fields,
     check_parameters,
     check_value,
     datasets_param,
@@ -282,6 +283,25 @@ def test_new_names_sees_injected_parameters():
     baseline = set(namespace)
     namespace.update(seed=1, typo_name=2, _private=3)
     assert new_names(namespace, baseline) == {"seed": 1, "typo_name": 2}
+
+
+def test_call_with_fields_takes_the_same_names_unless_given():
+    @dataclass(frozen=True)
+    class Settings:
+        seed: int
+        epochs: int
+        lr: float = 0.1
+        momentum: float = 0.9
+
+    params = _check(seed=7, lr=0.5)
+    # seed and lr are the params' own (params has no epochs or momentum).
+    settings = call_with_fields(Settings, params, epochs=3)
+    assert settings == Settings(seed=7, epochs=3, lr=0.5, momentum=0.9)
+    # A given value wins over a field of the same name.
+    given = call_with_fields(Settings, params, epochs=3, seed=11)
+    assert (given.seed, given.lr) == (11, 0.5)
+    with pytest.raises(TypeError, match="epochs"):
+        call_with_fields(Settings, params)
 
 
 def test_num_threads_limits_numpy_blas_too():

@@ -38,19 +38,25 @@ from gi_lib.attacks import bn_prior, build_attack
 from gi_lib.defenses import Combined, GradientPruning, InstaHide, MixUp, NoDefense
 from gi_lib.defenses.base import Defense
 from gi_lib.defenses.mixup import private_heavy_alpha
-from gi_lib.defenses.utility import DefendedModel, train_with_defense
+from gi_lib.defenses.utility import DefendedModel
 from gi_lib.experiments.common import (
     AttackedSample,
     mixed_param,
     ratio_param,
     upper_param,
 )
-from gi_lib.experiments.defense_page import POOL_SIZE, DefenseMaker, attack_defended
-from gi_lib.params import ExperimentParams, param, resolve_device
+from gi_lib.experiments.defense_page import (
+    POOL_SIZE,
+    DefenseMaker,
+    UtilityTrainingParams,
+    attack_defended,
+    train_utility,
+)
+from gi_lib.params import param, resolve_device
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluationParams(ExperimentParams):
+class EvaluationParams(UtilityTrainingParams):
     """The evaluation notebook's parameters."""
 
     batch_size: int = param("images in the attacked batch", minimum=1)
@@ -69,9 +75,6 @@ class EvaluationParams(ExperimentParams):
     checkpoints: tuple[int, ...] = param(
         "epochs for the training course (sorted, repeats dropped)", minimum=0
     )
-    train_epochs: int = param("epochs of the utility runs", minimum=1)
-    train_images: int = param("training images of all runs", minimum=64)
-    train_lr: float = param("SGD step size of all runs", minimum=1e-6)
     train_batch_size: int = param("images per training step", minimum=2)
     num_shown: int = param("images per batch shown in figures", minimum=1)
 
@@ -208,16 +211,13 @@ def attack_config(
 def _train(
     params: EvaluationParams, defense: Defense, epochs: int, device: torch.device
 ) -> DefendedModel:
-    return train_with_defense(
+    return train_utility(
+        params,
         params.model,
-        params.dataset,
         defense,
         epochs=epochs,
-        seed=params.seed,
-        device=device,
-        num_images=params.train_images,
-        lr=params.train_lr,
         batch_size=params.train_batch_size,
+        device=device,
     )
 
 

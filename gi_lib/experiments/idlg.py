@@ -138,14 +138,21 @@ def label_figure(result: IDLGRun) -> Figure:
     return plots.paper_vs_ours_bars(names, ours, paper, ylabel="label accuracy")
 
 
+def _by_image(trials: list[AttackedSample]) -> dict[int, dict[str, AttackedSample]]:
+    """Image index -> attack -> its record, the images in order (both attacks
+    ran on each image's observed gradient)."""
+    by_index: dict[int, dict[str, AttackedSample]] = {}
+    for t in trials:
+        by_index.setdefault(t.index, {})[t.setting] = t
+    return dict(sorted(by_index.items()))
+
+
 def comparison_figure(result: IDLGRun) -> Figure:
     """Truth, DLG and iDLG side by side, with each reconstruction's PSNR."""
     rows, titles = [], []
     for name, trials in result.trials.items():
-        by_index: dict[int, dict[str, AttackedSample]] = {}
-        for t in trials:
-            by_index.setdefault(t.index, {})[t.setting] = t
-        for index in sorted(by_index)[: result.params.num_shown]:
+        by_index = _by_image(trials)
+        for index in list(by_index)[: result.params.num_shown]:
             pair = by_index[index]
             dlg, idlg = pair["dlg"], pair["idlg"]
             rows.append([dlg.true_images[0], dlg.images[0], idlg.images[0]])
@@ -222,12 +229,9 @@ def paired_trials(
     (data set, then image): both attacks ran on each observed gradient."""
     dlg_trials, idlg_trials = [], []
     for trials in result.trials.values():
-        by_index: dict[int, dict[str, AttackedSample]] = {}
-        for t in trials:
-            by_index.setdefault(t.index, {})[t.setting] = t
-        for index in sorted(by_index):
-            dlg_trials.append(by_index[index]["dlg"])
-            idlg_trials.append(by_index[index]["idlg"])
+        for pair in _by_image(trials).values():
+            dlg_trials.append(pair["dlg"])
+            idlg_trials.append(pair["idlg"])
     return dlg_trials, idlg_trials
 
 

@@ -237,8 +237,9 @@ def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperi
         params.num_trials,
         params.seed,
     )
-    common = dict(
-        iterations=params.iterations,
+    # What every run's vertical training shares (:func:`setup`'s arguments
+    # but the batch size and the parties).
+    training_settings: dict[str, Any] = dict(
         lr=params.train_lr,
         seed=params.seed,
         num_classes=info.num_classes,
@@ -250,7 +251,12 @@ def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperi
         key = (batch_size, parties)
         if key not in runs:
             runs[key] = run_cafe(
-                images, labels, num_parties=parties, batch_size=batch_size, **common
+                images,
+                labels,
+                num_parties=parties,
+                batch_size=batch_size,
+                iterations=params.iterations,
+                **training_settings,
             )
             if progress:
                 print(
@@ -270,10 +276,7 @@ def _run(params: CAFEParams, device: torch.device, progress: bool) -> CAFEExperi
         labels,
         num_parties=params.num_parties,
         batch_size=params.batch_size,
-        lr=params.train_lr,
-        seed=params.seed,
-        num_classes=info.num_classes,
-        model=params.model,
+        **training_settings,
     )
     dlg, cafe_same = [], []
     for index in range(DLG_BATCHES):

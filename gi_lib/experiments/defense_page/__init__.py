@@ -46,7 +46,7 @@ from gi_lib.experiments.defense_page.engine import (
     attacked_checkpoint,
     classify_test_images,
     run_defense_page,
-    train_checkpoints,
+    train_utility,
 )
 from gi_lib.experiments.defense_page.params import (
     ATTACK_SHORT,
@@ -63,6 +63,7 @@ from gi_lib.experiments.defense_page.params import (
     PageParams,
     TrainingPageParams,
     TrainingParams,
+    UtilityTrainingParams,
     attack_iterations,
     attack_names,
     page_attack,
@@ -95,6 +96,7 @@ __all__ = [
     "TEST_IMAGES",
     "TrainingPageParams",
     "TrainingParams",
+    "UtilityTrainingParams",
     "accuracy_claim",
     "accuracy_figure",
     "all_of",
@@ -116,7 +118,7 @@ __all__ = [
     "possessive",
     "run_defense_page",
     "summary_text",
-    "train_checkpoints",
+    "train_utility",
     "trials_bound",
     "unrelated_levels",
     "unrelated_text",

@@ -3,6 +3,7 @@ on them, and the utility of the defended training (:func:`run_defense_page`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic
@@ -24,7 +25,7 @@ from gi_lib.experiments.defense_page.params import (
     DefenseMaker,
     PageParams,
     TrainingPageParams,
-    TrainingParams,
+    UtilityTrainingParams,
 )
 from gi_lib.params import ExperimentParams, ParameterError, resolve_device
 from gi_lib.training import sample_split
@@ -73,27 +74,34 @@ class DefensePageRun(Generic[PageParams]):
         return [t.psnr for t in self.by_attack[attack][setting]]
 
 
-def train_checkpoints(
-    params: TrainingParams,
-    makers: Mapping[str, Callable[[], Defense]],
+def train_utility(
+    params: UtilityTrainingParams,
+    model: str,
+    defense: Defense,
     *,
     epochs: int,
+    batch_size: int,
     device: torch.device,
-    progress: bool = True,
+    progress: bool = False,
     prepare: Callable[[nn.Module], nn.Module] | None = None,
-) -> dict[str, DefendedModel]:
-    """``attack_model`` trained for ``epochs`` under each setting's defense.
-
-    The runs use the utility runs' seed, images, step size and batch size
-    and the same cache (:func:`train_with_defense`), so a checkpoint that
-    equals a utility run (same model, defense and epochs) is trained once.
-    """
-    return {
-        name: _train(
-            params, params.attack_model, make(), epochs, device, progress, prepare
-        )
-        for name, make in makers.items()
-    }
+) -> DefendedModel:
+    """``model`` trained ``epochs`` epochs under ``defense`` with the page's
+    seed, training images and step size, scored on :data:`TEST_IMAGES` clean
+    test images; cached (arguments as :func:`train_with_defense`'s)."""
+    return train_with_defense(
+        model,
+        params.dataset,
+        defense,
+        epochs=epochs,
+        seed=params.seed,
+        device=device,
+        num_images=params.train_images,
+        test_images=TEST_IMAGES,
+        lr=params.train_lr,
+        batch_size=batch_size,
+        prepare=prepare,
+        progress=progress,
+    )
 
 
 def attacked_checkpoint(
@@ -108,35 +116,15 @@ def attacked_checkpoint(
         return models.build_model(params.attack_model, info, seed=params.seed).to(
             device
         )
-    trained = _train(
-        params, params.attack_model, defense, params.attack_epochs, device, False, None
+    trained = train_utility(
+        params,
+        params.attack_model,
+        defense,
+        epochs=params.attack_epochs,
+        batch_size=params.batch_size,
+        device=device,
     )
     return trained.model
-
-
-def _train(
-    params: TrainingParams,
-    model: str,
-    defense: Defense,
-    epochs: int,
-    device: torch.device,
-    progress: bool,
-    prepare: Callable[[nn.Module], nn.Module] | None,
-) -> DefendedModel:
-    return train_with_defense(
-        model,
-        params.dataset,
-        defense,
-        epochs=epochs,
-        seed=params.seed,
-        device=device,
-        num_images=params.train_images,
-        test_images=TEST_IMAGES,
-        lr=params.train_lr,
-        batch_size=params.batch_size,
-        prepare=prepare,
-        progress=progress,
-    )
 
 
 def run_defense_page(
@@ -173,16 +161,20 @@ def run_defense_page(
             BatchNorm-free copy; see :func:`train_with_defense`).
     """
     device = resolve_device(params.device)
+    # The utility runs and the checkpoints train alike (the page's seed,
+    # images, step size and batch size) and share the cache of
+    # :func:`train_with_defense`: a checkpoint that equals a utility run (same
+    # model, defense and epochs) is trained once.
+    train = functools.partial(
+        train_utility,
+        params,
+        batch_size=params.batch_size,
+        device=device,
+        progress=progress,
+        prepare=prepare,
+    )
     utility = {
-        name: _train(
-            params,
-            params.model,
-            defense,
-            params.train_epochs,
-            device,
-            progress,
-            prepare,
-        )
+        name: train(params.model, defense, epochs=params.train_epochs)
         for name, defense in training.items()
     }
     trained: dict[str, DefendedModel] = {}
@@ -190,14 +182,10 @@ def run_defense_page(
         unknown = sorted(set(checkpoints) - set(attacked))
         if unknown:
             raise ParameterError(f"checkpoints name settings not attacked: {unknown}.")
-        trained = train_checkpoints(
-            params,
-            checkpoints,
-            epochs=checkpoint_epochs,
-            device=device,
-            progress=progress,
-            prepare=prepare,
-        )
+        trained = {
+            name: train(params.attack_model, make(), epochs=checkpoint_epochs)
+            for name, make in checkpoints.items()
+        }
     by_attack = attack_through_defenses(
         params,  # type: ignore[arg-type]
         attacked,

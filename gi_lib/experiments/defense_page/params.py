@@ -78,13 +78,20 @@ class MultiAttackParams(AttackBudgetParams):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainingParams(ExperimentParams):
+class UtilityTrainingParams(ExperimentParams):
+    """How a page trains its utility runs and checkpoints (the defense pages'
+    and the attacks-vs-defenses evaluation's); each adds its batch size."""
+
+    train_epochs: int = param("epochs of the utility runs", minimum=1)
+    train_images: int = param("training images of every training run", minimum=64)
+    train_lr: float = param("SGD step size of every training run", minimum=1e-6)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingParams(UtilityTrainingParams):
     """The utility runs of a defense page, and the model it attacks."""
 
     attack_model: str = param("the model attacked", choices=model_names)
-    train_epochs: int = param("epochs of the utility runs", minimum=1)
-    train_images: int = param("training images of the utility runs", minimum=64)
-    train_lr: float = param("SGD step size of the utility runs", minimum=1e-6)
     batch_size: int = param("images per training step", minimum=2)
 
 

@@ -18,7 +18,7 @@ from gi_lib.experiments.dpsgd.params import (
     attack_label,
     label,
 )
-from gi_lib.params import ParameterError, resolve_device
+from gi_lib.params import ParameterError, call_with_fields, resolve_device
 from gi_lib.training import sample_split
 
 
@@ -63,19 +63,14 @@ class DPSGDRun:
 def settings(
     params: DPSGDParams, noise: float | None, pca_noise: float
 ) -> dp_mnist.TrainingSettings:
-    """One utility run's settings from the page's parameters."""
-    return dp_mnist.TrainingSettings(
+    """One utility run's settings from the page's parameters: the fields of
+    the same names, ``train_epochs`` as ``epochs``, and this run's noise."""
+    return call_with_fields(
+        dp_mnist.TrainingSettings,
+        params,
         noise_multiplier=noise,
         pca_noise=pca_noise,
-        clip_norm=params.clip_norm,
-        lot_size=params.lot_size,
         epochs=params.train_epochs,
-        lr=params.lr,
-        end_lr=params.end_lr,
-        lr_saturate_epochs=params.lr_saturate_epochs,
-        pca_dims=params.pca_dims,
-        hidden_units=params.hidden_units,
-        seed=params.seed,
     )
 
 

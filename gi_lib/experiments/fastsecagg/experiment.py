@@ -21,7 +21,7 @@ from gi_lib.experiments.fastsecagg.params import (
     PROTOCOLS,
     FastSecAggParams,
 )
-from gi_lib.params import resolve_device
+from gi_lib.params import call_with_fields, resolve_device
 
 
 @dataclass
@@ -155,13 +155,8 @@ def run(params: FastSecAggParams, *, progress: bool = True) -> FastSecAggRun:
         for n in params.num_clients
     }
     n = params.attack_clients
-    protocol = FastSecAgg(
-        privacy=params.privacy,
-        parity=params.parity,
-        frac_bits=params.frac_bits,
-        clip=params.clip,
-        seed=params.seed,
-    )
+    # The page's privacy, parity, fixed-point encoding and seed.
+    protocol = call_with_fields(FastSecAgg, params)
     # The adversarial pattern, in a real run: those clients go silent after sharing.
     pattern = protocol.scheme_for(n).adversarial_dropouts()
     try:

@@ -23,7 +23,7 @@ from gi_lib.experiments.gradinversion.params import (
     GradInversionParams,
 )
 from gi_lib.labels import multiset_accuracy
-from gi_lib.params import resolve_device
+from gi_lib.params import call_with_fields, resolve_device
 
 
 @dataclass
@@ -121,12 +121,8 @@ def _config(params: GradInversionParams, arm: str) -> gi.GradInversionConfig:
         max_iterations=params.max_iterations,
         warmup_iterations=min(params.warmup, params.max_iterations),
     )
-    fidelity = gi.fidelity_priors(
-        tv_weight=params.tv_weight,
-        l2_weight=params.l2_weight,
-        bn_weight=params.bn_weight,
-        first_bn_multiplier=params.first_bn_multiplier,
-    )
+    # The page's TV, l2 and BatchNorm weights and first-layer multiplier.
+    fidelity = call_with_fields(gi.fidelity_priors, params)
     none = gi.fidelity_priors(tv_weight=0, l2_weight=0, bn_weight=0)
     config = dataclasses.replace(
         base,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from typing import Any
 
 import torch
 
@@ -40,25 +41,18 @@ def trained_network(
     the same compute and is cached under its own name (``-b<size>``).
     """
     num_images = params.train_images or None
-    if params.train_batch_size == 128:
-        return training.trained_model(
-            params.model,
-            params.dataset,
-            epochs=params.train_epochs,
-            seed=params.seed,
-            device=device,
-            num_images=num_images,
-            lr=params.train_lr,
-            progress=progress,
-        )
-    path = training.checkpoint_path(
-        params.model,
-        params.dataset,
+    # What names the checkpoint (trained_model's cache file) in both cases.
+    identity: dict[str, Any] = dict(
         epochs=params.train_epochs,
         seed=params.seed,
         num_images=num_images,
         lr=params.train_lr,
     )
+    if params.train_batch_size == 128:
+        return training.trained_model(
+            params.model, params.dataset, device=device, progress=progress, **identity
+        )
+    path = training.checkpoint_path(params.model, params.dataset, **identity)
     path = path.with_name(f"{path.stem}-b{params.train_batch_size}{path.suffix}")
     info = data.dataset_info(params.dataset)
     model = models.build_model(params.model, info, seed=params.seed)
