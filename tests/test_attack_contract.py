@@ -54,6 +54,7 @@ def test_every_attack_is_called_with_the_one_contract():
         parameters = inspect.signature(entry.reconstruct).parameters
         assert list(parameters) == ["observation", "config", "seed", "truth"], name
         assert parameters["seed"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert entry.config_type.__name__ in str(parameters["config"].annotation)
         # The summary is the first line of the attack's docstring.
         assert entry.summary == inspect.getdoc(entry.reconstruct).splitlines()[0]
 

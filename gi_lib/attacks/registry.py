@@ -70,7 +70,13 @@ class AttackFn(Generic[C, R]):
         config_type: type[C],
     ) -> None:
         functools.update_wrapper(self, body)
-        self.__signature__ = _CONTRACT
+        # The contract's signature, with this attack's config and result types.
+        observation, config, seed, truth = _CONTRACT.parameters.values()
+        config = config.replace(annotation=f"{config_type.__name__} | None")
+        self.__signature__ = _CONTRACT.replace(
+            parameters=[observation, config, seed, truth],
+            return_annotation=inspect.signature(body).return_annotation,
+        )
         self.body = body
         self.config_type = config_type
 
