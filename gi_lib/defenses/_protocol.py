@@ -32,6 +32,7 @@ import math
 import struct
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -486,15 +487,35 @@ class ProtocolServer(ServerParty):
         return None if self._sum is None else self._sum.copy()
 
 
+@dataclass(frozen=True)
+class Relay:
+    """What a :class:`SharingServer` relays in round 1.
+
+    Attributes:
+        upload: the kind of the clients' uploads whose rows it forwards.
+        what: what a client that uploaded did (for the abort message).
+        forward: the kind of the messages it forwards.
+        list_sharers: the forward starts with the list of sharing clients.
+    """
+
+    upload: str
+    what: str
+    forward: str
+    list_sharers: bool = False
+
+
 class SharingServer(ProtocolServer):
-    """The server of a :class:`SharingClient` protocol's first two rounds.
+    """The server of a :class:`SharingClient` protocol.
 
     Round 0 it lists every advertised key to each client that advertised
-    one (:meth:`_list_keys`); round 1 it relays each client's sealed rows to
-    their receivers and keeps who shared (:attr:`_shared`, sorted;
-    :meth:`_relay_rows`). A protocol says at each step whether enough
-    clients took part (:meth:`_need`).
+    one; round 1 it relays each client's sealed rows to their receivers
+    (what :attr:`relay` says) and keeps who shared (:attr:`_shared`, sorted).
+    A protocol says at each step whether enough clients took part
+    (:meth:`_need`) and what its server does from round 2 on
+    (:meth:`_later_round`).
     """
+
+    relay: Relay
 
     def __init__(self, setup: Any) -> None:
         super().__init__(setup)
@@ -505,27 +526,22 @@ class SharingServer(ProtocolServer):
         """A :class:`ProtocolAbort` unless ``count`` clients that ``what``
         (e.g. ``"advertised keys"``) are enough to go on."""
 
-    def _list_keys(self, round: int, inbox: Iterable[Message]) -> list[Message]:
-        """Collect the advertised keys and send the list of them."""
-        self._collect_keys(inbox)
-        self._need(round, len(self._public), "advertised keys")
-        return self._key_lists(round)
+    @abstractmethod
+    def _later_round(self, round: int, inbox: list[Message]) -> list[Message]:
+        """The server's step in round 2 and after."""
 
-    def _relay_rows(
-        self,
-        round: int,
-        inbox: Iterable[Message],
-        kind: str,
-        *,
-        what: str,
-        forward_kind: str,
-        list_sharers: bool = False,
-    ) -> list[Message]:
-        """Forward the rows of the ``kind`` uploads to their receivers
-        (``forward_kind``), after the list of sharing clients if
-        ``list_sharers``; ``what`` says what the sharing clients did."""
-        shared, forwarded = self._relay(inbox, kind, 4 + self._setup.blob_bytes)
-        self._shared = sorted(set(shared))
-        self._need(round, len(self._shared), what)
-        header = pack_ids(self._shared) if list_sharers else b""
-        return self._forward(round, self._shared, forwarded, forward_kind, header)
+    def act(self, round: int) -> list[Message]:
+        inbox = self.take_inbox()
+        if round == 0:
+            self._collect_keys(inbox)
+            self._need(round, len(self._public), "advertised keys")
+            return self._key_lists(round)
+        if round == 1:
+            relay = self.relay
+            size = 4 + self._setup.blob_bytes
+            shared, forwarded = self._relay(inbox, relay.upload, size)
+            self._shared = sorted(set(shared))
+            self._need(round, len(self._shared), relay.what)
+            header = pack_ids(self._shared) if relay.list_sharers else b""
+            return self._forward(round, self._shared, forwarded, relay.forward, header)
+        return self._later_round(round, inbox)

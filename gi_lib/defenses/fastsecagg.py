@@ -214,21 +214,12 @@ class FastSecAggServer(_protocol.SharingServer):
     """The honest-but-curious FastSecAgg server."""
 
     not_done = "the server has not recovered anything yet."
-
-    def act(self, round: int) -> list[Message]:
-        inbox = self.take_inbox()
-        if round == 0:
-            return self._list_keys(round, inbox)
-        if round == 1:
-            return self._relay_rows(
-                round,
-                inbox,
-                "encrypted shares",
-                what="shared their update",
-                forward_kind="shares for you",
-                list_sharers=True,
-            )
-        return self._finish(round, inbox)
+    relay = _protocol.Relay(
+        "encrypted shares",
+        what="shared their update",
+        forward="shares for you",
+        list_sharers=True,
+    )
 
     def _need(self, round: int, count: int, what: str) -> None:
         if count < 2:
@@ -237,7 +228,7 @@ class FastSecAggServer(_protocol.SharingServer):
                 "a sum needs at least 2."
             )
 
-    def _finish(self, round: int, inbox: list[Message]) -> list[Message]:
+    def _later_round(self, round: int, inbox: list[Message]) -> list[Message]:
         setup = self._setup
         answers = self._field_vectors(
             inbox, self._shared, "aggregated share", setup.num_blocks

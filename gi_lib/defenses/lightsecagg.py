@@ -371,24 +371,16 @@ class LightSecAggServer(_protocol.SharingServer):
     """The honest-but-curious LightSecAgg server."""
 
     not_done = "the server has not decoded anything yet."
+    relay = _protocol.Relay(
+        "encoded masks", what="shared their masks", forward="masks for you"
+    )
 
     def __init__(self, setup: _Setup) -> None:
         super().__init__(setup)
         self._masked: dict[int, np.ndarray] = {}
 
-    def act(self, round: int) -> list[Message]:
-        inbox = self.take_inbox()
+    def _later_round(self, round: int, inbox: list[Message]) -> list[Message]:
         code = self._setup.code
-        if round == 0:
-            return self._list_keys(round, inbox)
-        if round == 1:
-            return self._relay_rows(
-                round,
-                inbox,
-                "encoded masks",
-                what="shared their masks",
-                forward_kind="masks for you",
-            )
         if round == 2:  # the users store their encoded masks; nothing to relay
             return []
         if round == 3:
